@@ -1,0 +1,145 @@
+"""The chapters as files: the Colab cell, stored outputs, #@save discipline and the sync tool."""
+
+import ast
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tools"))
+import sync  # noqa: E402
+
+CHAPTERS = sync.chapters()
+
+
+def cells(path):
+    return json.loads(path.read_text())["cells"]
+
+
+def code_sources(path):
+    return [sync.source(c) for c in cells(path) if c["cell_type"] == "code"]
+
+
+def test_toc_lists_chapters():
+    assert CHAPTERS, "no chapter found through _toc.yml"
+    on_disk = sorted((ROOT / "chapters").glob("*.ipynb"))
+    assert sorted(CHAPTERS) == on_disk, "every notebook in chapters/ must be in _toc.yml, and only those"
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda p: p.stem)
+class TestChapter:
+    def test_first_code_cell_is_colab_setup(self, chapter):
+        first = code_sources(chapter)[0]
+        assert first == sync.colab_cell(), "the first code cell must be the Colab set-up cell; run `make sync`"
+        url = sync.yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]["url"]
+        assert f"git+{url}@" in first
+
+    def test_colab_cell_does_nothing_outside_colab(self, chapter):
+        from IPython.core.inputtransformer2 import TransformerManager
+
+        code = TransformerManager().transform_cell(code_sources(chapter)[0])
+        calls = []
+        namespace = {"get_ipython": lambda: type("IP", (), {"run_line_magic": lambda *a: calls.append(a)})()}
+        exec(compile(code, "colab-cell", "exec"), namespace)
+        assert calls == [], "outside Colab the set-up cell must not install anything"
+
+    def test_colab_cell_installs_in_colab(self, chapter, monkeypatch):
+        from IPython.core.inputtransformer2 import TransformerManager
+
+        monkeypatch.setitem(sys.modules, "google.colab", type(sys)("google.colab"))
+        code = TransformerManager().transform_cell(code_sources(chapter)[0])
+        calls = []
+        namespace = {"get_ipython": lambda: type("IP", (), {"run_line_magic": lambda self, *a: calls.append(a)})()}
+        exec(compile(code, "colab-cell", "exec"), namespace)
+        installed = " ".join(args for _, args in calls)
+        for package in ("d2l==1.0.3", "mnist1d==", "dropkit @ git+"):
+            assert package in installed, f"the Colab cell does not install {package}"
+
+    def test_every_code_cell_has_stored_execution(self, chapter):
+        unrun = [i for i, c in enumerate(cells(chapter)) if c["cell_type"] == "code" and c["execution_count"] is None]
+        assert not unrun, f"cells {unrun} were never executed; strict nbval would compare nothing there"
+
+    def test_no_errors_stored(self, chapter):
+        for i, c in enumerate(cells(chapter)):
+            for out in c.get("outputs", []):
+                assert out["output_type"] != "error", f"cell {i} stored an error: {out.get('ename')}"
+                if out["output_type"] == "stream":
+                    assert out["name"] != "stderr" or not out["text"].strip(), f"cell {i} wrote to stderr: {out['text'][:200]}"
+
+    def test_ignored_outputs_give_a_reason(self, chapter):
+        for src in code_sources(chapter):
+            if "NBVAL_IGNORE_OUTPUT" in src:
+                first = src.splitlines()[0]
+                assert re.match(r"#\s*NBVAL_IGNORE_OUTPUT\b.*\S{8,}", first) or "# Why:" in src, (
+                    f"a cell skips output comparison without saying why:\n{src[:200]}"
+                )
+
+    def test_saved_names_are_not_redefined(self, chapter):
+        saved = {}
+        for path in CHAPTERS:
+            for src in code_sources(path):
+                if sync.SAVE_MARK.match(src.split("\n", 1)[0].strip()):
+                    for node in ast.parse(src).body:
+                        if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and not node.name.startswith("_"):
+                            saved[node.name] = path
+        for src in code_sources(chapter):
+            if sync.SAVE_MARK.match(src.split("\n", 1)[0].strip()):
+                continue
+            try:
+                tree = ast.parse(src)
+            except SyntaxError:  # IPython magics
+                continue
+            for node in tree.body:
+                if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and node.name in saved:
+                    pytest.fail(f"{chapter.name} redefines {node.name}, which {saved[node.name].name} saves; import it from dropkit")
+
+
+class TestSync:
+    def test_src_matches_chapters(self):
+        problems = sync.sync(check=True)
+        assert not problems, "\n".join(problems) + "\n" + sync.FIX
+
+    def test_render_is_stable(self):
+        for module, pieces in sync.saved_cells().items():
+            text = sync.render(module, pieces)
+            assert text == sync.render(module, pieces)
+            ast.parse(text)
+            assert text.startswith("# Generated")
+
+    def test_check_names_the_changed_definition(self):
+        module, pieces = next(iter(sync.saved_cells().items()))
+        text = sync.render(module, pieces)
+        tree = ast.parse(text)
+        name = next(n.name for n in tree.body if isinstance(n, ast.FunctionDef))
+        edited = text.replace(f"def {name}(", f"def {name}(_extra, ", 1)
+        message = sync.describe(sync.PACKAGE / f"{module}.py", text, edited)
+        assert f"{name} (changed)" in message
+
+    def test_cli_check_passes(self):
+        result = subprocess.run([sys.executable, str(ROOT / "tools" / "sync.py"), "--check"], capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr
+
+    def test_cli_check_fails_on_drift(self, tmp_path):
+        # Work on a copy of the repository's sources so the real tree is never touched.
+        import shutil
+
+        copy = tmp_path / "repo"
+        copy.mkdir()
+        for name in ("_toc.yml", "_config.yml", "requirements.txt"):
+            shutil.copy(ROOT / name, copy / name)
+        shutil.copytree(ROOT / "chapters", copy / "chapters")
+        shutil.copytree(ROOT / "src", copy / "src")
+        shutil.copytree(ROOT / "tools", copy / "tools")
+        drop = copy / "src" / "dropkit" / "drop.py"
+        drop.write_text(drop.read_text().replace("def dropout(x, p=0.5", "def dropout(x, p=0.4"))
+        result = subprocess.run([sys.executable, str(copy / "tools" / "sync.py"), "--check"], capture_output=True, text=True)
+        assert result.returncode == 1
+        assert "dropout (changed)" in result.stderr and "make sync" in result.stderr
+        subprocess.run([sys.executable, str(copy / "tools" / "sync.py")], check=True, capture_output=True)
+        assert "def dropout(x, p=0.5" in drop.read_text(), "make sync must restore src from the chapters"
+        again = subprocess.run([sys.executable, str(copy / "tools" / "sync.py")], capture_output=True, text=True)
+        assert "already in step" in again.stdout, "a second run must change nothing"
