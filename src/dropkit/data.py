@@ -4,6 +4,7 @@
 
 import numbers
 import random
+
 import numpy as np
 import torch
 from d2l import torch as d2l

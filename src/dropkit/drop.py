@@ -3,6 +3,7 @@
 
 
 import numbers
+
 import torch
 from torch import Tensor, nn
 

@@ -4,6 +4,7 @@
 
 from torch import nn
 from d2l import torch as d2l
+
 from dropkit.drop import Dropout
 
 

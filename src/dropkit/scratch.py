@@ -3,6 +3,7 @@
 
 
 import numbers
+
 import numpy as np
 
 
