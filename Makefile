@@ -4,17 +4,20 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 D2L    := d2l==1.0.3
+# MathJax, served with the book so that its math renders offline (_config.yml: mathjax_path).
+MATHJAX := mathjax@3.2.2
+MATHJAX_DIR := _vendor/mathjax
 # Torch's threads, fixed so that chapter outputs do not depend on the machine's core count.
 export OMP_NUM_THREADS := 2
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-.PHONY: book test unit chapters sync sync-check build clean
+.PHONY: book test unit chapters sync sync-check build site browser clean
 
-book: $(VENV)/.installed
+book: $(VENV)/.installed $(MATHJAX_DIR)/.installed
 	$(VENV)/bin/jupyter-book build . -W --keep-going
 	@echo "The book is at _build/html/index.html"
 
-test: $(VENV)/.installed sync-check unit chapters build
+test: $(VENV)/.installed sync-check unit chapters build site
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,8 +42,36 @@ unit: $(VENV)/.installed
 chapters: $(VENV)/.installed
 	$(PY) -m pytest --nbval chapters --nbval-sanitize-with tests/nbval_sanitize.cfg
 
-build: $(VENV)/.installed
+build: $(VENV)/.installed $(MATHJAX_DIR)/.installed
 	$(VENV)/bin/jupyter-book build . -W --keep-going
 
+# The built book as readers get it (tests/site; `pytest tests` does not collect them, see
+# pyproject.toml's norecursedirs): links, Colab links, figures, math and exercises in _build/html,
+# every page in headless Chromium, and the Colab set-up cell run in a fresh virtual environment.
+site: $(VENV)/.installed browser
+	$(PY) -m pytest tests/site
+
+# MathJax from the npm registry, copied into _vendor (git-ignored; html_static_path) so that Sphinx serves it with the
+# book. Only what tex-mml-chtml.js loads is copied: the component, its fonts and lazy extensions.
+$(MATHJAX_DIR)/.installed: Makefile
+	@command -v npm >/dev/null 2>&1 || { echo "npm is needed to serve MathJax with the book: install Node.js (Debian: apt-get install npm; macOS: brew install node)"; exit 1; }
+	rm -rf $(MATHJAX_DIR) .cache/npm
+	npm install --prefix .cache/npm --no-save --no-audit --no-fund --loglevel=error $(MATHJAX)
+	mkdir -p $(MATHJAX_DIR)
+	cd .cache/npm/node_modules/mathjax && cp -R LICENSE es5/tex-mml-chtml.js es5/input es5/output es5/a11y es5/ui es5/adaptors es5/sre $(CURDIR)/$(MATHJAX_DIR)/
+	touch $@
+
+# Debian's Chromium for the browser tests: installed when missing if we are root with apt-get;
+# otherwise say how (the tests skip without it, except under CI=true, where they fail).
+browser:
+	@if command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing Debian's chromium for the browser tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; \
+	else \
+		echo "Chromium is missing: the browser tests will skip (fail under CI=true). Install it with"; \
+		echo "  sudo apt-get install --no-install-recommends chromium   (Debian/Ubuntu), or put chromium on PATH"; \
+	fi
+
 clean:
-	rm -rf _build
+	rm -rf _build $(MATHJAX_DIR) .cache/npm
