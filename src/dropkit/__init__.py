@@ -1,6 +1,7 @@
 """dropkit: dropout, spatial dropout and DropPath for PyTorch, from the dropkit book.
 
-The ops and modules live in :mod:`dropkit.drop` and are re-exported here. The numpy version from
+The ops and modules live in :mod:`dropkit.drop` and are re-exported here, as is
+:func:`~dropkit.inference.mc_predict` (Monte-Carlo dropout, chapter 2). The numpy version from
 chapter 1 is :mod:`dropkit.scratch`; the d2l data modules, models and training helper are
 :mod:`dropkit.data`, :mod:`dropkit.models` and :mod:`dropkit.training`, imported on first use
 because they need d2l. Exercise checks are in :mod:`dropkit.checks`.
@@ -10,6 +11,7 @@ import importlib
 
 from dropkit import scratch
 from dropkit.drop import DropPath, Dropout, SpatialDropout, drop_path, dropout, spatial_dropout
+from dropkit.inference import mc_predict
 
 __version__ = "0.1.0"
 
@@ -19,6 +21,7 @@ __all__ = [
     "SpatialDropout",
     "drop_path",
     "dropout",
+    "mc_predict",
     "scratch",
     "spatial_dropout",
 ]

@@ -1,0 +1,125 @@
+"""Tests for dropkit.inference: mc_predict (Monte-Carlo dropout)."""
+
+import pytest
+import torch
+from scipy.stats import binomtest
+from torch import nn
+
+import dropkit
+from dropkit import DropPath, Dropout, SpatialDropout, mc_predict
+
+ALPHA = 1e-9  # false-alarm probability of each statistical test
+
+
+def bn_net(drop):
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.ReLU(), drop, nn.Linear(8, 3))
+    net.train()
+    net(torch.randn(16, 4))  # non-trivial running statistics
+    net.eval()
+    return net
+
+
+class TestMcPredict:
+    def test_exported(self):
+        assert "mc_predict" in dropkit.__all__ and dropkit.mc_predict is mc_predict
+
+    def test_probabilities_rows_sum_to_one(self):
+        out = mc_predict(bn_net(Dropout(0.5)), torch.randn(10, 4), 5)
+        assert out.shape == (10, 3)
+        assert torch.allclose(out.sum(1), torch.ones(10)), f"row sums {out.sum(1)}"
+        assert (out >= 0).all()
+
+    def test_equals_mean_of_k_passes_with_only_dropout_on(self):
+        net, ref_net, x = bn_net(Dropout(0.5)), bn_net(Dropout(0.5)), torch.randn(10, 4)
+        ref_net[3].train()
+        torch.manual_seed(1)
+        with torch.no_grad():
+            ref = torch.stack([ref_net(x).softmax(-1) for _ in range(7)]).mean(0)
+        torch.manual_seed(1)
+        out = mc_predict(net, x, 7)
+        assert torch.allclose(out, ref, atol=1e-6), f"max difference {(out - ref).abs().max()}"
+
+    def test_softmax_false_averages_raw_outputs(self):
+        net, ref_net, x = bn_net(Dropout(0.5)), bn_net(Dropout(0.5)), torch.randn(10, 4)
+        ref_net[3].train()
+        torch.manual_seed(2)
+        with torch.no_grad():
+            ref = torch.stack([ref_net(x) for _ in range(4)]).mean(0)
+        torch.manual_seed(2)
+        out = mc_predict(net, x, 4, softmax=False)
+        assert torch.allclose(out, ref, atol=1e-6)
+
+    def test_k_one_is_a_single_stochastic_pass(self):
+        net, x = bn_net(Dropout(0.5)), torch.randn(50, 4)
+        with torch.no_grad():
+            det = net(x).softmax(-1)
+        torch.manual_seed(3)
+        assert not torch.allclose(mc_predict(net, x, 1), det), "dropout was not active during the pass"
+
+    def test_batchnorm_frozen_and_modes_restored(self):
+        net = bn_net(Dropout(0.5))
+        net[1].train()  # an unusual mix must come back unchanged
+        net[1].momentum = 0.5
+        modes = [m.training for m in net.modules()]
+        stats = [b.clone() for b in net[1].buffers()]
+        mc_predict(net, torch.randn(10, 4), 3)
+        assert [m.training for m in net.modules()] == modes
+        assert all(torch.equal(a, b) for a, b in zip(stats, net[1].buffers())), "BatchNorm statistics changed"
+
+    def test_modes_restored_when_a_pass_raises(self):
+        net = bn_net(Dropout(0.5))
+        modes = [m.training for m in net.modules()]
+        with pytest.raises(RuntimeError):
+            mc_predict(net, torch.randn(10, 5), 3)  # wrong input width
+        assert [m.training for m in net.modules()] == modes
+
+    @pytest.mark.parametrize(
+        "drop",
+        [Dropout(0.5), SpatialDropout(0.5), DropPath(0.5), nn.Dropout(0.5), nn.Dropout1d(0.5), nn.AlphaDropout(0.5)],
+        ids=lambda m: type(m).__name__,
+    )
+    def test_switches_every_dropout_type(self, drop):
+        torch.manual_seed(0)
+        net = nn.Sequential(nn.Linear(4, 8), drop, nn.Linear(8, 3)).eval()
+        x = torch.randn(32, 4)
+        with torch.no_grad():
+            det = net(x)
+        torch.manual_seed(4)
+        assert not torch.allclose(mc_predict(net, x, 1, softmax=False), det), f"{type(drop).__name__} stayed off"
+        assert not net[1].training
+
+    def test_no_grad(self):
+        net = bn_net(Dropout(0.5))
+        assert not mc_predict(net, torch.randn(3, 4), 2).requires_grad
+
+    def test_mean_converges_to_expectation_for_a_linear_model(self):
+        # For a linear layer after dropout, E[output] is the weight-scaled output: check the mean of many
+        # passes. Each pass on ones keeps a unit with probability 1/2, a binomial count we can test.
+        torch.manual_seed(5)
+        net = nn.Sequential(Dropout(0.5), nn.Linear(1, 1, bias=False))
+        with torch.no_grad():
+            net[1].weight.fill_(0.5)  # a kept unit gives 0.5 * 2 = 1, a dropped one 0
+        n = 20_000
+        out = mc_predict(net, torch.ones(1, 1), n, softmax=False)
+        kept = round(float(out) * n)
+        assert binomtest(kept, n, 0.5).pvalue > ALPHA, f"{kept} of {n} passes kept the unit"
+
+    @pytest.mark.parametrize("k", [0, -3, 2.5, True, "5", None])
+    def test_bad_k_raises(self, k):
+        with pytest.raises(ValueError, match=f"but got {k!r}".replace("(", r"\(").replace(")", r"\)")):
+            mc_predict(bn_net(Dropout(0.5)), torch.randn(2, 4), k)
+
+    def test_numpy_integer_k_accepted(self):
+        import numpy as np
+
+        out = mc_predict(bn_net(Dropout(0.5)), torch.randn(2, 4), np.int64(3))
+        assert out.shape == (2, 3)
+
+    def test_not_a_module_raises(self):
+        with pytest.raises(TypeError, match="function"):
+            mc_predict(lambda x: x, torch.randn(2, 4), 3)
+
+    def test_no_dropout_module_raises(self):
+        with pytest.raises(ValueError, match="no dropout module"):
+            mc_predict(nn.Linear(4, 3), torch.randn(2, 4), 3)
