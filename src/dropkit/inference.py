@@ -3,8 +3,10 @@
 
 
 import numbers
+
 import torch
 from torch import nn
+
 from dropkit.drop import _DropoutBase
 
 
