@@ -4,7 +4,9 @@ The ops and modules live in :mod:`dropkit.drop` and are re-exported here, as is
 :func:`~dropkit.inference.mc_predict` (Monte-Carlo dropout, chapter 2). The numpy version from
 chapter 1 is :mod:`dropkit.scratch`; the d2l data modules, models and training helper are
 :mod:`dropkit.data`, :mod:`dropkit.models` and :mod:`dropkit.training`, imported on first use
-because they need d2l. Exercise checks are in :mod:`dropkit.checks`.
+because they need d2l. Chapter 5's :class:`ViTBlock` and :func:`drop_path_rates` are in
+:mod:`dropkit.vit`; its d2l model ``TinyViT`` (:mod:`dropkit.vit_model`) is also loaded on first use.
+Exercise checks are in :mod:`dropkit.checks`.
 """
 
 import importlib
@@ -12,6 +14,7 @@ import importlib
 from dropkit import scratch
 from dropkit.drop import DropPath, Dropout, SpatialDropout, drop_path, dropout, spatial_dropout
 from dropkit.inference import mc_predict
+from dropkit.vit import ViTBlock, drop_path_rates
 
 __version__ = "0.1.0"
 
@@ -19,7 +22,9 @@ __all__ = [
     "DropPath",
     "Dropout",
     "SpatialDropout",
+    "ViTBlock",
     "drop_path",
+    "drop_path_rates",
     "dropout",
     "mc_predict",
     "scratch",
@@ -27,10 +32,14 @@ __all__ = [
 ]
 
 # Submodules that need d2l (and so torchvision, pandas, ...) load only when used.
-_LAZY = {"checks", "data", "models", "training"}
+_LAZY = {"checks", "data", "models", "training", "vit_model"}
+# Classes of those submodules exported at the top level, also loaded on first use.
+_LAZY_NAMES = {"TinyViT": "vit_model"}
 
 
 def __getattr__(name):
     if name in _LAZY:
         return importlib.import_module(f"dropkit.{name}")
+    if name in _LAZY_NAMES:
+        return getattr(importlib.import_module(f"dropkit.{_LAZY_NAMES[name]}"), name)
     raise AttributeError(f"module 'dropkit' has no attribute {name!r}")

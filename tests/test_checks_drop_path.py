@@ -1,0 +1,137 @@
+"""Chapter 5's exercise checks pass right answers and catch the usual wrong ones by name."""
+
+import pytest
+import torch
+
+from dropkit import checks, drop_path, drop_path_rates
+
+
+def batch_mode(x, p):
+    if p == 0:
+        return x
+    noise = x.new_empty((1,) * x.dim()).bernoulli_(1 - p)
+    return x * (noise / (1 - p) if p < 1 else noise)
+
+
+def batch_mode_unscaled(x, p):
+    return x * x.new_empty((1,) * x.dim()).bernoulli_(1 - p) if p > 0 else x
+
+
+def batch_mode_keep_convention(x, p):
+    if p == 0:
+        return x
+    noise = x.new_empty((1,) * x.dim()).bernoulli_(p)
+    return x * noise / p if p > 0 else x * noise
+
+
+def batch_mode_nan(x, p):
+    if p == 0:
+        return x
+    return x.div(1 - p) * x.new_empty((1,) * x.dim()).bernoulli_(1 - p)
+
+
+def batch_mode_cpu_float(x, p):
+    if p == 0:
+        return x
+    noise = torch.rand(1).floor_().add_(torch.rand(1) < 1 - p)
+    return x * (noise / (1 - p) if p < 1 else noise)
+
+
+class TestCheckBatchStochasticDepth:
+    def test_passes(self, capsys):
+        checks.check_batch_stochastic_depth(batch_mode)
+        assert capsys.readouterr().out == "all checks passed\n"
+
+    def test_passes_torchvision(self):
+        from torchvision.ops import stochastic_depth
+
+        checks.check_batch_stochastic_depth(lambda x, p: stochastic_depth(x, p, "batch"))
+
+    @pytest.mark.parametrize(
+        "fn,message",
+        [
+            (lambda x, p: drop_path(x, p), "ONE number for the whole batch"),
+            (batch_mode_unscaled, "forget to scale"),
+            (batch_mode_keep_convention, "probability to drop"),
+            (batch_mode_nan, "NaN"),
+            (batch_mode_cpu_float, "make the mask from the input"),
+        ],
+        ids=["per-sample", "unscaled", "keep-convention", "nan-at-p1", "float32-cpu-mask"],
+    )
+    def test_catches(self, fn, message):
+        with pytest.raises(checks.CheckFailed, match=message):
+            checks.check_batch_stochastic_depth(fn)
+
+
+class TestCheckExpectedDepth:
+    def test_passes(self, capsys):
+        checks.check_expected_depth(lambda rates: sum(1 - r for r in rates))
+        assert capsys.readouterr().out == "all checks passed\n"
+
+    @pytest.mark.parametrize(
+        "fn,message",
+        [
+            (lambda rates: sum(rates), "expected number of DROPPED branches"),
+            (lambda rates: float(torch.tensor([1 - r for r in rates]).prod()), "ALL branches survive"),
+            (lambda rates: len(rates) * (1 - max(rates)), "active with probability 1 - p_l"),
+        ],
+        ids=["sum-of-rates", "product", "max-rate"],
+    )
+    def test_catches(self, fn, message):
+        with pytest.raises(checks.CheckFailed, match=message):
+            checks.check_expected_depth(fn)
+
+
+class TestCheckHuangSurvival:
+    def test_passes(self, capsys):
+        checks.check_huang_survival(lambda L, pL: [1 - l / L * (1 - pL) for l in range(1, L + 1)])
+        assert capsys.readouterr().out == "all checks passed\n"
+
+    @pytest.mark.parametrize(
+        "fn,message",
+        [
+            (lambda L, pL: [l / L * (1 - pL) for l in range(1, L + 1)], "drop rates"),
+            (lambda L, pL: [1 - r for r in drop_path_rates(1 - pL, L)], "timm's linspace"),
+            (lambda L, pL: [1 - l / L * (1 - pL) for l in range(L)], "1 - l/L"),
+            (lambda L, pL: [1 - l / L * (1 - pL) for l in range(1, L)], "one probability per block"),
+        ],
+        ids=["drop-rates", "linspace", "off-by-one", "too-short"],
+    )
+    def test_catches(self, fn, message):
+        with pytest.raises(checks.CheckFailed, match=message):
+            checks.check_huang_survival(fn)
+
+
+def circulating(x, drop_prob=0.0, training=False):
+    if drop_prob == 0.0 or not training:
+        return x
+    keep_prob = 1 - drop_prob
+    shape = (x.shape[0],) + (1,) * (x.ndim - 1)
+    random_tensor = keep_prob + torch.rand(shape, dtype=x.dtype, device=x.device)
+    random_tensor.floor_()
+    return x.div(keep_prob) * random_tensor
+
+
+class TestCheckDropPath:
+    def test_passes_library_and_timm(self, capsys):
+        import timm
+
+        checks.check_drop_path(drop_path)
+        checks.check_drop_path(timm.layers.drop_path)
+        assert capsys.readouterr().out == "all checks passed\n" * 2
+
+    @pytest.mark.parametrize(
+        "fn,message",
+        [
+            (circulating, "NaN"),
+            (lambda x, p=0.0, training=False: torch.nn.functional.dropout(x, p, training), "one number per sample"),
+            (lambda x, p=0.0, training=False: drop_path(x, p, training, scale_by_keep=False), "forget to scale"),
+            (lambda x, p=0.0, training=False: drop_path(x, 1 - p, training) if 0 < p < 1 else drop_path(x, p, training),
+             "probability to drop"),
+            (lambda x, p=0.0, training=False: drop_path(x.clone(), p, training), "its input itself"),
+        ],
+        ids=["circulating-nan", "per-entry", "unscaled", "keep-convention", "copies-in-eval"],
+    )
+    def test_catches(self, fn, message):
+        with pytest.raises(checks.CheckFailed, match=message):
+            checks.check_drop_path(fn)
