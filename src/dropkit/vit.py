@@ -64,6 +64,10 @@ class ViTBlock(nn.Module):
         drop_path: DropPath rate of both branches. Default: 0.0 (no DropPath module at all).
         qkv_bias: bias in the query/key/value projection. Default: False, as timm's ``Block``
             (timm's ``VisionTransformer`` passes True).
+        skip_dropped: in training, run each branch only on the samples DropPath keeps instead of
+            computing it for all and multiplying by zero (chapter 6,
+            :func:`~dropkit.skip.drop_path_residual`): the same output distribution, less work.
+            Default: False.
 
     Shape: input and output (N, tokens, dim).
 
@@ -72,7 +76,7 @@ class ViTBlock(nn.Module):
     Huang et al., ECCV 2016; Dosovitskiy et al., ICLR 2021.
     """
 
-    def __init__(self, dim, num_heads, mlp_ratio=4.0, drop_path=0.0, *, qkv_bias=False):
+    def __init__(self, dim, num_heads, mlp_ratio=4.0, drop_path=0.0, *, qkv_bias=False, skip_dropped=False):
         super().__init__()
         if isinstance(mlp_ratio, bool) or not isinstance(mlp_ratio, numbers.Real) or not mlp_ratio > 0:
             raise ValueError(f"mlp_ratio must be a positive number, but got {mlp_ratio!r}")
@@ -84,10 +88,17 @@ class ViTBlock(nn.Module):
         self.norm2 = nn.LayerNorm(dim, eps=1e-6)
         self.mlp = Mlp(dim, int(dim * mlp_ratio))
         self.drop_path2 = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+        self.skip_dropped = bool(skip_dropped)
 
     def forward(self, x):
         if x.dim() != 3 or x.shape[-1] != self.dim:
             raise ValueError(f"ViTBlock expects input of shape (N, tokens, {self.dim}), but got {tuple(x.shape)}")
+        if self.skip_dropped and self.training and isinstance(self.drop_path1, DropPath):
+            from dropkit.skip import drop_path_residual  # chapter 6's work-skipping DropPath
+
+            p = self.drop_path1.p
+            x = drop_path_residual(x, lambda t: self.attn(self.norm1(t)), p)
+            return drop_path_residual(x, lambda t: self.mlp(self.norm2(t)), p)
         x = x + self.drop_path1(self.attn(self.norm1(x)))
         return x + self.drop_path2(self.mlp(self.norm2(x)))
 
