@@ -1,0 +1,94 @@
+"""Tests for dropkit.skip: DropPath on a residual branch that skips the dropped samples' work."""
+
+import pytest
+import torch
+from torch import nn
+
+from dropkit import drop_path
+from dropkit.skip import drop_path_residual
+
+
+def branch_module():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.LayerNorm(16), nn.Linear(16, 32), nn.GELU(), nn.Linear(32, 16))
+
+
+class TestDropPathResidual:
+    @pytest.mark.parametrize("p", [0.25, 0.5, 0.9])
+    def test_equals_masking_version_for_the_same_mask(self, p):
+        f = branch_module()
+        x1 = torch.randn(64, 5, 16, requires_grad=True)
+        x2 = x1.detach().clone().requires_grad_()
+        torch.manual_seed(1)
+        ours = drop_path_residual(x1, f, p)
+        ours.square().sum().backward()
+        g_ours = [q.grad.clone() for q in f.parameters()]
+        f.zero_grad()
+        torch.manual_seed(1)
+        ref = x2 + drop_path(f(x2), p)
+        ref.square().sum().backward()
+        torch.testing.assert_close(ours, ref)
+        torch.testing.assert_close(x1.grad, x2.grad)
+        for a, q in zip(g_ours, f.parameters()):
+            torch.testing.assert_close(a, q.grad)
+
+    def test_branch_runs_only_on_kept_samples(self):
+        seen = []
+        f = lambda t: seen.append(t.shape[0]) or t * 2  # noqa: E731
+        torch.manual_seed(2)
+        out = drop_path_residual(torch.ones(1000, 3), f, 0.5)
+        kept = int((out[:, 0] != 1).sum())
+        assert seen == [kept] and 400 < kept < 600
+
+    def test_off_and_p1(self):
+        f = branch_module()
+        x = torch.randn(8, 16)
+        torch.testing.assert_close(drop_path_residual(x, f, 0.5, training=False), x + f(x))
+        torch.testing.assert_close(drop_path_residual(x, f, 0.0), x + f(x))
+        assert torch.equal(drop_path_residual(x, f, 1.0), x)
+
+    def test_scale_by_keep_false(self):
+        torch.manual_seed(3)
+        out = drop_path_residual(torch.zeros(100, 2), lambda t: t + 1, 0.5, scale_by_keep=False)
+        assert set(out.unique().tolist()) == {0.0, 1.0}
+
+    def test_bad_input(self):
+        with pytest.raises(ValueError, match="but got 1.5"):
+            drop_path_residual(torch.ones(2, 2), lambda t: t, 1.5)
+        with pytest.raises(TypeError, match="branch must be callable"):
+            drop_path_residual(torch.ones(2, 2), "f", 0.5)
+        with pytest.raises(ValueError, match="keep the shape of a sample"):
+            drop_path_residual(torch.ones(4, 2), lambda t: t.sum(1, keepdim=True), 0.5)
+
+
+class TestViTBlockSkipDropped:
+    @pytest.mark.parametrize("p", [0.3, 0.7])
+    def test_same_output_and_gradients_as_masking(self, p):
+        from dropkit import ViTBlock
+
+        torch.manual_seed(0)
+        masking = ViTBlock(16, 2, drop_path=p)
+        skipping = ViTBlock(16, 2, drop_path=p, skip_dropped=True)
+        skipping.load_state_dict(masking.state_dict())
+        x1 = torch.randn(32, 5, 16, requires_grad=True)
+        x2 = x1.detach().clone().requires_grad_()
+        torch.manual_seed(1)
+        a = skipping(x1)
+        torch.manual_seed(1)
+        b = masking(x2)
+        torch.testing.assert_close(a, b)
+        a.square().sum().backward()
+        b.square().sum().backward()
+        torch.testing.assert_close(x1.grad, x2.grad)
+        for (name, q1), q2 in zip(skipping.named_parameters(), masking.parameters()):
+            torch.testing.assert_close(q1.grad, q2.grad, msg=lambda m: f"{name}: {m}")
+
+    def test_eval_and_no_drop_path_unchanged(self):
+        from dropkit import ViTBlock
+
+        torch.manual_seed(0)
+        block = ViTBlock(16, 2, drop_path=0.5, skip_dropped=True).eval()
+        x = torch.randn(4, 5, 16)
+        assert torch.equal(block(x), block(x))
+        plain = ViTBlock(16, 2, skip_dropped=True)
+        assert torch.equal(plain(x), plain.eval()(x))
