@@ -24,7 +24,7 @@ __all__ = [
 ]
 
 # Submodules that need d2l (and so torchvision, pandas, ...) load only when used.
-_LAZY = {"checks", "data", "models", "training"}
+_LAZY = {"checks", "data", "models", "spatial", "training"}
 
 
 def __getattr__(name):
