@@ -2,8 +2,8 @@
 
 The ops and modules live in :mod:`dropkit.drop` and are re-exported here. The numpy version from
 chapter 1 is :mod:`dropkit.scratch`; the d2l data modules, models and training helper are
-:mod:`dropkit.data`, :mod:`dropkit.models` and :mod:`dropkit.training`, imported on first use
-because they need d2l. Exercise checks are in :mod:`dropkit.checks`.
+:mod:`dropkit.data`, :mod:`dropkit.models` and :mod:`dropkit.training`, and chapter 4's Conv1d
+classifier is :mod:`dropkit.spatial`; these are imported on first use because they need d2l. Exercise checks are in :mod:`dropkit.checks`.
 """
 
 import importlib

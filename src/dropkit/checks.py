@@ -226,7 +226,7 @@ def check_zero_count_pmf(zero_count_pmf):
             expected[j * size] = math.comb(draws, j) * p**j * (1 - p) ** (draws - j)
         for j in range(numel + 1):
             naive[j] = math.comb(numel, j) * p**j * (1 - p) ** (numel - j)
-        flipped = expected[::-1] if size == 1 else None
+        flipped = expected[::-1]  # p read as the keep probability
         got = np.asarray(zero_count_pmf(shape, noise_shape, p), dtype=np.float64).ravel()
         case = f"shape={shape}, noise_shape={noise_shape}, p={p}"
         _require(got.shape == (numel + 1,), f"for {case} return {numel + 1} probabilities (0 to {numel} zeros), but got {got.shape[0]}")
@@ -235,7 +235,7 @@ def check_zero_count_pmf(zero_count_pmf):
             continue
         _require(not np.allclose(got, naive, atol=1e-9), f"for {case} you treated every element as its own draw. "
                  f"The mask has only {draws} entries; each dropped one zeros {size} elements at once.")
-        _require(flipped is None or not np.allclose(got, flipped, atol=1e-9), f"for {case} you swapped drop and keep: p is the probability to drop")
+        _require(not np.allclose(got, flipped, atol=1e-9), f"for {case} you swapped drop and keep: p is the probability to drop")
         raise CheckFailed(f"for {case} expected {np.round(expected, 4).tolist()}, but got {np.round(got, 4).tolist()}")
     _passed()
 
