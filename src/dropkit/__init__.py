@@ -1,14 +1,19 @@
-"""dropkit: dropout, spatial dropout and DropPath for PyTorch, from the dropkit book.
+"""dropkit: dropout, spatial dropout and DropPath for PyTorch, built chapter by chapter in the dropkit book.
 
-The ops and modules live in :mod:`dropkit.drop` and are re-exported here, as is
-:func:`~dropkit.inference.mc_predict` (Monte-Carlo dropout, chapter 2). The numpy version from
-chapter 1 is :mod:`dropkit.scratch`; the d2l data modules, models and training helper are
-:mod:`dropkit.data`, :mod:`dropkit.models` and :mod:`dropkit.training`, imported on first use
-because they need d2l. Chapter 5's :class:`ViTBlock` and :func:`drop_path_rates` are in
-:mod:`dropkit.vit`; its d2l model ``TinyViT`` (:mod:`dropkit.vit_model`) is also loaded on first use.
-Chapter 6's :func:`lowmem_dropout` (:mod:`dropkit.lowmem`) and :func:`drop_path_residual`
-(:mod:`dropkit.skip`) are re-exported too; its timing helpers are :mod:`dropkit.bench`.
-Exercise checks are in :mod:`dropkit.checks`.
+Re-exported here (they need only torch):
+
+- chapter 1: :func:`dropout`, :func:`spatial_dropout`, :func:`drop_path` and their modules
+  (:mod:`dropkit.drop`); the numpy version is :mod:`dropkit.scratch`;
+- chapter 2: :func:`mc_predict`, Monte-Carlo dropout (:mod:`dropkit.inference`);
+- chapter 5: :class:`ViTBlock` and :func:`drop_path_rates` (:mod:`dropkit.vit`);
+- chapter 6: :func:`lowmem_dropout` / :class:`LowMemDropout` (:mod:`dropkit.lowmem`) and
+  :func:`drop_path_residual` (:mod:`dropkit.skip`).
+
+Loaded on first use, because they need d2l or are tools rather than layers: the data modules,
+models and training helper (:mod:`dropkit.data`, :mod:`dropkit.models`, :mod:`dropkit.training`),
+chapter 4's Conv1d classifier (:mod:`dropkit.spatial`), chapter 5's ``TinyViT``
+(:mod:`dropkit.vit_model`), the timing helpers (:mod:`dropkit.bench`) and the exercise checks
+(:mod:`dropkit.checks`).
 """
 
 import importlib
@@ -39,7 +44,7 @@ __all__ = [
 ]
 
 # Submodules that need d2l (and so torchvision, pandas, ...) load only when used.
-_LAZY = {"bench", "checks", "data", "models", "training", "vit_model"}
+_LAZY = {"bench", "checks", "data", "models", "spatial", "training", "vit_model"}
 # Classes of those submodules exported at the top level, also loaded on first use.
 _LAZY_NAMES = {"TinyViT": "vit_model"}
 

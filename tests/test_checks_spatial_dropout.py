@@ -1,0 +1,131 @@
+"""Chapter 4's exercise checks pass right answers and catch the typical wrong ones."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from dropkit import checks, dropout, spatial_dropout
+
+
+def drop_block_1d(x, p, block_size):
+    if p == 0:
+        return x
+    L = x.shape[-1]
+    gamma = min(1.0, p / block_size * L / (L - block_size + 1))
+    starts = torch.zeros_like(x)
+    starts[..., : L - block_size + 1] = torch.bernoulli(torch.full_like(x[..., : L - block_size + 1], gamma))
+    keep = 1 - F.max_pool1d(F.pad(starts, (block_size - 1, 0)), block_size, stride=1)
+    return x * keep * (keep.numel() / keep.sum().clamp(min=1))
+
+
+def zero_count_pmf(shape, noise_shape, p):
+    n = math.prod(shape)
+    k = math.prod(size if s is None else s for size, s in zip(shape, noise_shape))
+    pmf = [0.0] * (n + 1)
+    for j in range(k + 1):
+        pmf[j * (n // k)] = math.comb(k, j) * p**j * (1 - p) ** (k - j)
+    return pmf
+
+
+def naive_pmf(shape, noise_shape, p):  # every element its own draw
+    n = math.prod(shape)
+    return [math.comb(n, j) * p**j * (1 - p) ** (n - j) for j in range(n + 1)]
+
+
+def swapped_pmf(shape, noise_shape, p):  # p read as the keep probability
+    return zero_count_pmf(shape, noise_shape, 1 - p)
+
+
+def unscaled(x, p, noise_shape):
+    return dropout(x, p, noise_shape=noise_shape) * (1 - p)
+
+
+class TestCheckTokenDropout:
+    def test_passes_noise_shape_solution(self, capsys):
+        checks.check_token_dropout(lambda x, p: dropout(x, p, noise_shape=(None, None, 1)))
+        assert capsys.readouterr().out == "all checks passed\n"
+
+    @pytest.mark.parametrize(
+        "fn,message",
+        [
+            (lambda x, p: dropout(x, p, noise_shape=(None, 1, None)), "dropped parts of what must be dropped whole"),
+            (lambda x, p: dropout(x, p), "dropped parts of what must be dropped whole"),
+            (lambda x, p: dropout(x, p, noise_shape=(1, None, 1)), "one mask for every sample"),
+            (lambda x, p: unscaled(x, p, (None, None, 1)) if 0 < p < 1 else dropout(x, p), "forget to rescale"),
+            (lambda x, p: dropout(x, 1 - p, noise_shape=(None, None, 1)), "at p=0"),
+            (lambda x, p: dropout(x.float(), p, noise_shape=(None, None, 1)), "float16"),
+        ],
+    )
+    def test_catches(self, fn, message):
+        with pytest.raises(checks.CheckFailed, match=message):
+            checks.check_token_dropout(fn)
+
+
+class TestCheckSpatialDropoutNHWC:
+    def test_passes_channel_dim_minus_one(self, capsys):
+        checks.check_spatial_dropout_nhwc(lambda x, p: spatial_dropout(x, p, channel_dim=-1))
+        assert capsys.readouterr().out == "all checks passed\n"
+
+    @pytest.mark.parametrize(
+        "fn,message",
+        [
+            (lambda x, p: spatial_dropout(x, p), "channel_dim=1 would drop rows"),
+            (lambda x, p: F.dropout2d(x, p), "channel_dim=1 would drop rows"),
+            (lambda x, p: dropout(x, p, noise_shape=(None, 1, 1, 1)), "along axis 3"),
+            (lambda x, p: dropout(x, p, noise_shape=(1, 1, 1, None)), "one mask for every sample"),
+        ],
+    )
+    def test_catches(self, fn, message):
+        with pytest.raises(checks.CheckFailed, match=message):
+            checks.check_spatial_dropout_nhwc(fn)
+
+
+class TestCheckZeroCountPmf:
+    def test_passes(self, capsys):
+        checks.check_zero_count_pmf(zero_count_pmf)
+        assert capsys.readouterr().out == "all checks passed\n"
+
+    @pytest.mark.parametrize(
+        "fn,message",
+        [
+            (naive_pmf, "treated every element as its own draw"),
+            (swapped_pmf, "swapped drop and keep"),
+            (lambda s, n, p: zero_count_pmf(s, n, p)[:-1], "return 9 probabilities"),
+            (lambda s, n, p: [q * 2 for q in zero_count_pmf(s, n, p)], "sum to 2"),
+        ],
+    )
+    def test_catches(self, fn, message):
+        with pytest.raises(checks.CheckFailed, match=message):
+            checks.check_zero_count_pmf(fn)
+
+
+class TestCheckDropBlock1d:
+    def test_passes(self, capsys):
+        checks.check_drop_block_1d(drop_block_1d)
+        assert capsys.readouterr().out == "all checks passed\n"
+
+    def test_catches_element_dropout(self):
+        with pytest.raises(checks.CheckFailed, match="a run of only 1 zero"):
+            checks.check_drop_block_1d(lambda x, p, b: dropout(x, p))
+
+    def test_catches_gamma_not_divided_by_block_size(self):
+        def no_gamma(x, p, b):
+            return drop_block_1d(x, min(1.0, p * b), b) if p > 0 else x
+
+        with pytest.raises(checks.CheckFailed, match="divide the block-start rate"):
+            checks.check_drop_block_1d(no_gamma)
+
+    def test_catches_inverted_dropout_scale(self):
+        def wrong_scale(x, p, b):
+            y = drop_block_1d(x, p, b)
+            keep = (y != 0).float()
+            return x * keep / (1 - p) if p > 0 else x
+
+        with pytest.raises(checks.CheckFailed, match="numel / number kept"):
+            checks.check_drop_block_1d(wrong_scale)
+
+    def test_catches_identity(self):
+        with pytest.raises(checks.CheckFailed):
+            checks.check_drop_block_1d(lambda x, p, b: x)
