@@ -5,7 +5,7 @@ import pytest
 import torch
 from scipy.stats import binomtest, chisquare, pearsonr
 
-from dropkit.lowmem import LowMemDropout, _keep_mask, _lowbias32, lowmem_dropout
+from dropkit.lowmem import LowMemDropout, _keep_mask, _lowbias32, _seed_key, _unsigned, lowmem_dropout
 
 ALPHA = 1e-9
 
@@ -115,21 +115,31 @@ class TestRandomness:
         assert pvalue > ALPHA, f"seeds 100 and 101 correlate: r = {r:.4f}"
 
     def test_hash_output_uniform(self):
-        h = _lowbias32(_lowbias32(torch.arange(self.N)) ^ _lowbias32(5))
+        h = _unsigned(_lowbias32(_lowbias32(torch.arange(self.N, dtype=torch.int32)) ^ _seed_key(5, "cpu")))
         counts = torch.bincount(h >> 24, minlength=256).numpy()  # top 8 bits: 256 buckets
         assert chisquare(counts).pvalue > ALPHA
         low = torch.bincount(h & 255, minlength=256).numpy()  # and the low bits
         assert chisquare(low).pvalue > ALPHA
 
-    def test_hash_matches_python_ints(self):
-        values = [0, 1, 2, 12345, 2**32 - 1]
-        assert _lowbias32(torch.tensor(values)).tolist() == [_lowbias32(v) for v in values]
-        assert all(0 <= _lowbias32(v) < 2**32 for v in values)
+    def test_hash_matches_reference(self):
+        def lowbias32(h):  # Chris Wellons' reference, on Python ints
+            h ^= h >> 16
+            h = (h * 0x7FEB352D) & 0xFFFFFFFF
+            h ^= h >> 15
+            h = (h * 0x846CA68B) & 0xFFFFFFFF
+            return h ^ (h >> 16)
 
-    def test_mask_is_pure_function_of_key_and_index(self):
-        key = torch.tensor(_lowbias32(3))
-        m = _keep_mask(100, (100,), key, torch.tensor(2**31), "cpu")
-        assert torch.equal(m[10:20], _keep_mask(100, (100,), key, torch.tensor(2**31), "cpu")[10:20])
+        values = [0, 1, 2, 12345, 2**31 - 1, 2**31, 2**32 - 1]
+        as_int32 = torch.tensor([v - 2**32 if v >= 2**31 else v for v in values], dtype=torch.int32)
+        assert _unsigned(_lowbias32(as_int32)).tolist() == [lowbias32(v) for v in values]
+        assert _unsigned(_seed_key(2**32 - 1, "cpu")).item() == lowbias32(2**32 - 1)
+
+    def test_threshold_is_the_unsigned_comparison(self):
+        key = _seed_key(3, "cpu")
+        h = _unsigned(_lowbias32(_lowbias32(torch.arange(1000, dtype=torch.int32)) ^ key))
+        for t in (1, 2**31, 3 * 2**30, 2**32 - 1):
+            expected = h >= t
+            assert torch.equal(_keep_mask(1000, (1000,), key, torch.tensor(t - 2**31, dtype=torch.int32), "cpu"), expected)
 
 
 class TestModule:

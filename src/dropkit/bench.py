@@ -13,18 +13,31 @@ from dropkit.drop import dropout
 from dropkit.lowmem import lowmem_dropout
 
 
+def _sync():
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
 def median_ms(fn, repeat=7, warmup=2):
     """Median wall time of ``fn()`` in milliseconds, after ``warmup`` untimed calls."""
+    return interleaved_ms({"fn": fn}, repeat, warmup)["fn"]
+
+
+def interleaved_ms(fns, repeat=7, warmup=2):
+    """Median wall times (ms) of several functions, timed in turn within each round so that all
+    of them see the same machine state (allocator, caches, other load)."""
     for _ in range(warmup):
-        fn()
-    times = []
+        for fn in fns.values():
+            fn()
+    times = {name: [] for name in fns}
     for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return 1e3 * statistics.median(times)
+        for name, fn in fns.items():
+            _sync()
+            start = time.perf_counter()
+            fn()
+            _sync()
+            times[name].append(time.perf_counter() - start)
+    return {name: 1e3 * statistics.median(t) for name, t in times.items()}
 
 
 def _forward_backward(f, x, grad):
@@ -44,11 +57,11 @@ def dropout_timings(n, p=0.5, repeat=7, device="cpu"):
         "dropkit.dropout": lambda t: dropout(t, p),
         "lowmem_dropout": lambda t: lowmem_dropout(t, p, seed=0),
     }
-    row = {"elements": n, "clone": median_ms(lambda: x.clone(), repeat)}
+    fns = {"clone": lambda: x.clone()}
     for name, f in ops.items():
-        row[name] = median_ms(lambda: f(x), repeat)
-        row[name + " fwd+bwd"] = median_ms(_forward_backward(f, xg, grad), repeat)
-    return row
+        fns[name] = lambda f=f: f(x)
+        fns[name + " fwd+bwd"] = _forward_backward(f, xg, grad)
+    return {"elements": n, **interleaved_ms(fns, repeat)}
 
 
 def drop_path_timings(make_block, x, p, repeat=7):
@@ -57,11 +70,11 @@ def drop_path_timings(make_block, x, p, repeat=7):
     build the block (both variants are built under the same seed, so with the same weights)."""
     grad = torch.ones_like(x)
     xg = x.clone().requires_grad_()
-    row = {"p": p}
+    blocks = {}
     for name, skip in (("masking", False), ("skipping", True)):
         torch.manual_seed(0)
-        block = make_block(p, skip).train()
-        row[name] = median_ms(_forward_backward(block, xg, grad), repeat)
+        blocks[name] = make_block(p, skip).train()
+    row = {"p": p, **interleaved_ms({name: _forward_backward(b, xg, grad) for name, b in blocks.items()}, repeat)}
     row["speed-up"] = row["masking"] / row["skipping"]
     row["ideal"] = 1 / (1 - p)
     return row
@@ -71,7 +84,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description="Time dropout variants against x.clone() (medians, ms).")
     parser.add_argument("--min-exp", type=int, default=16, help="smallest size is 2**MIN_EXP elements")
     parser.add_argument("--max-exp", type=int, default=24, help="largest size is 2**MAX_EXP elements")
-    parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--repeat", type=int, default=15)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args(argv)

@@ -12,22 +12,39 @@ from dropkit.drop import _check_input, _check_p
 
 
 _MASK32 = 0xFFFFFFFF
+# lowbias32's multipliers as int32 bit patterns (0x846CA68B does not fit a signed int32).
+_M1, _M2 = 0x7FEB352D, 0x846CA68B - (1 << 32)
+_SIGN = -(1 << 31)
 
 
 def _lowbias32(h):
-    """Chris Wellons' lowbias32 integer hash: a bijection of 32-bit integers with strong
-    avalanche. Works on Python ints and on int64 tensors holding 32-bit values."""
-    h = h ^ (h >> 16)
-    h = (h * 0x7FEB352D) & _MASK32
-    h = h ^ (h >> 15)
-    h = (h * 0x846CA68B) & _MASK32
-    return h ^ (h >> 16)
+    """Chris Wellons' lowbias32 integer hash, a bijection of 32-bit integers with strong
+    avalanche, on int32 tensors: two's-complement bit patterns, wrapping multiplication, and
+    logical shifts (the masks clear the bits an arithmetic shift copies in). int32 rather than
+    int64 because CPUs multiply 32-bit lanes natively (AVX2's vpmulld); it halves the time."""
+    h = h ^ ((h >> 16) & 0xFFFF)
+    h = h * _M1
+    h = h ^ ((h >> 15) & 0x1FFFF)
+    h = h * _M2
+    return h ^ ((h >> 16) & 0xFFFF)
+
+
+def _unsigned(h):
+    """The int32 bit patterns of h as the unsigned values 0 ... 2**32 - 1 (int64)."""
+    return h.to(torch.int64) & _MASK32
+
+
+def _seed_key(seed, device):
+    """lowbias32 of a seed in [0, 2**32), as an int32 scalar tensor."""
+    return _lowbias32(torch.tensor(seed - (1 << 32) if seed >= 1 << 31 else seed, dtype=torch.int32, device=device))
 
 
 def _keep_mask(numel, shape, key, threshold, device):
-    """Element i is kept iff hash(hash(i) ^ key) >= threshold: a pure function of (key, i)."""
-    i = torch.arange(numel, device=device, dtype=torch.int64).view(shape)
-    return _lowbias32(_lowbias32(i) ^ key) >= threshold
+    """Element i is kept iff hash(hash(i) ^ key) >= threshold as unsigned 32-bit numbers: a pure
+    function of (key, i). ``threshold`` comes shifted by -2**31, so that a signed comparison of
+    the hash with its sign bit flipped is the unsigned comparison."""
+    i = torch.arange(numel, device=device, dtype=torch.int32).view(shape)
+    return (_lowbias32(_lowbias32(i) ^ key) ^ _SIGN) >= threshold
 
 
 def _apply_mask(t, key, threshold, scale):
@@ -79,7 +96,7 @@ def lowmem_dropout(x, p=0.5, training=True, *, seed, compile=True):
     ``p == 0`` returns ``x``; ``p == 1`` gives zeros with zero gradient.
 
     Args:
-        x: floating-point tensor with fewer than 2**32 elements.
+        x: floating-point tensor with at most 2**31 elements.
         p: drop probability in [0, 1]. Default: 0.5.
         training: apply dropout (default True) or return ``x``.
         seed: integer in [0, 2**32), keyword only.
@@ -92,14 +109,14 @@ def lowmem_dropout(x, p=0.5, training=True, *, seed, compile=True):
     _check_input(x, "lowmem_dropout")
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed <= _MASK32:
         raise ValueError(f"seed must be an integer in [0, 2**32), but got {seed!r}")
-    if x.numel() > _MASK32 + 1:
-        raise ValueError(f"lowmem_dropout indexes elements with 32 bits; x has {x.numel()} elements, more than 2**32")
+    if x.numel() > 1 << 31:
+        raise ValueError(f"lowmem_dropout indexes elements with int32; x has {x.numel()} elements, more than 2**31")
     if not training or p == 0.0:
         return x
     if p == 1.0:
         return x.masked_fill(x.new_ones((), dtype=torch.bool), 0)
-    key = torch.tensor(_lowbias32(int(seed)), dtype=torch.int64, device=x.device)
-    threshold = torch.tensor(min(round(p * 2**32), _MASK32), dtype=torch.int64, device=x.device)
+    key = _seed_key(int(seed), x.device)
+    threshold = torch.tensor(min(round(p * 2**32), _MASK32) + _SIGN, dtype=torch.int32, device=x.device)
     scale = torch.tensor(1.0 / (1.0 - p), dtype=x.dtype, device=x.device)
     return _LowMemDropout.apply(x.contiguous(), key, threshold, scale, bool(compile))
 
