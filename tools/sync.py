@@ -48,10 +48,10 @@ class SyncError(Exception):
     """The chapters cannot be turned into a package (e.g. a #@save cell names no module)."""
 
 
-def chapters() -> list[Path]:
-    """The notebooks of _toc.yml, in the order of the table of contents."""
+def toc_entries() -> list[str]:
+    """Every document of _toc.yml as written there (root first), in the order of the book."""
     toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    files: list[str] = []
+    files: list[str] = [toc["root"]] if "root" in toc else []
 
     def walk(entries):
         for entry in entries or []:
@@ -61,8 +61,13 @@ def chapters() -> list[Path]:
                 walk(entry.get(key))
 
     walk([toc])
+    return files
+
+
+def chapters() -> list[Path]:
+    """The notebooks of _toc.yml, in the order of the table of contents."""
     paths = []
-    for name in files:
+    for name in toc_entries():
         path = ROOT / name if name.endswith(".ipynb") else ROOT / f"{name}.ipynb"
         if path.exists():
             paths.append(path)

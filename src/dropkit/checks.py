@@ -33,14 +33,19 @@ def _keep_rate_ok(kept, total, p):
     return abs(kept - mean) <= 6 * sd
 
 
-def _check_inverted_dropout(fn, name):
-    """The behaviour every correct dropout(X, p) shares; used by the checks below."""
-    torch.manual_seed(0)
-    x = torch.randn(2, 8)
+def _check_identity_at_zero(fn, x, name):
+    """At p=0 every dropout must return a tensor equal to its input."""
     out = fn(x, 0.0)
     _require(isinstance(out, torch.Tensor), f"{name} must return a tensor, but returned {type(out).__name__}")
     _require(out.shape == x.shape, f"{name} changed the shape: {tuple(x.shape)} in, {tuple(out.shape)} out")
     _require(torch.equal(out, x), f"at p=0 {name} must return its input unchanged, but the values differ")
+
+
+def _check_inverted_dropout(fn, name):
+    """The behaviour every correct dropout(X, p) shares; used by the checks below."""
+    torch.manual_seed(0)
+    x = torch.randn(2, 8)
+    _check_identity_at_zero(fn, x, name)
 
     out = fn(x, 1.0)
     _require(
@@ -376,10 +381,7 @@ def _check_shared_mask(fn, shape, shared, name, hint):
     """fn(x, p) must drop with one draw per index of the axes not in `shared`, shared along `shared`."""
     torch.manual_seed(0)
     x = torch.randn(shape)
-    out = fn(x, 0.0)
-    _require(isinstance(out, torch.Tensor), f"{name} must return a tensor, but returned {type(out).__name__}")
-    _require(out.shape == x.shape, f"{name} changed the shape: {tuple(x.shape)} in, {tuple(out.shape)} out")
-    _require(torch.equal(out, x), f"at p=0 {name} must return its input unchanged, but the values differ")
+    _check_identity_at_zero(fn, x, name)
     out = fn(x, 1.0)
     _require(not torch.isnan(out).any(), f"at p=1 {name} gave NaN: dividing by 1 - p = 0 gives 0/0. Return zeros.")
     _require(torch.equal(out, torch.zeros_like(x)), f"at p=1 {name} must drop everything, but it kept some entries")
@@ -498,10 +500,7 @@ def _check_zero_one_ends(fn, name):
     """p = 0 returns the input, p = 1 gives zeros without NaN; shared by the path-dropping checks."""
     torch.manual_seed(0)
     x = torch.randn(6, 3, 4)
-    out = fn(x, 0.0)
-    _require(isinstance(out, torch.Tensor), f"{name} must return a tensor, but returned {type(out).__name__}")
-    _require(out.shape == x.shape, f"{name} changed the shape: {tuple(x.shape)} in, {tuple(out.shape)} out")
-    _require(torch.equal(out, x), f"at p=0 {name} must return its input unchanged, but the values differ")
+    _check_identity_at_zero(fn, x, name)
     out = fn(x, 1.0)
     _require(
         not torch.isnan(out).any(),

@@ -24,6 +24,9 @@ HTML = ROOT / "_build" / "html"
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import cdp  # noqa: E402
 
+sys.path.insert(0, str(ROOT / "tools"))
+import sync  # noqa: E402  (the table of contents is read the way `make sync` reads it)
+
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
@@ -33,19 +36,7 @@ def config() -> dict:
 
 def toc_files() -> list[str]:
     """Every document of _toc.yml (root first), as written there, without suffix."""
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    files = [toc["root"]]
-
-    def walk(entries):
-        for entry in entries or []:
-            if "file" in entry:
-                files.append(entry["file"])
-            for key in ("chapters", "sections", "parts"):
-                walk(entry.get(key))
-
-    walk(toc.get("chapters") or [])
-    walk(toc.get("parts") or [])
-    return [re.sub(r"\.(ipynb|md)$", "", f) for f in files]
+    return [re.sub(r"\.(ipynb|md)$", "", f) for f in sync.toc_entries()]
 
 
 def source_of(doc: str) -> Path:
