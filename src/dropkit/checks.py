@@ -41,6 +41,27 @@ def _check_identity_at_zero(fn, x, name):
     _require(torch.equal(out, x), f"at p=0 {name} must return its input unchanged, but the values differ")
 
 
+def _check_mask_follows_input(fn, name):
+    """The output must keep the input's dtype and device: the mask is made from the input."""
+    for dtype in (torch.float16, torch.float64):
+        out = fn(torch.ones(4, 4, dtype=dtype), 0.5)
+        _require(
+            out.dtype == dtype,
+            f"for a {dtype} input your output is {out.dtype}: the mask must have the input's dtype, so "
+            "make the mask from the input (X.new_empty(X.shape) or torch.rand_like(X)), not with "
+            "torch.rand(X.shape).float()",
+        )
+    x = torch.ones(4, 4, device="meta")  # a device that is not the CPU, available on every machine
+    try:
+        out = fn(x, 0.5)
+    except RuntimeError as err:
+        raise CheckFailed(
+            f"for an input on device 'meta' {name} failed ({err}). Make the mask on the input's device "
+            "(X.new_empty(X.shape) or torch.rand_like(X)); torch.rand(X.shape) always makes it on the CPU."
+        ) from None
+    _require(out.device == x.device, f"for an input on {x.device} your output is on {out.device}")
+
+
 def _check_inverted_dropout(fn, name):
     """The behaviour every correct dropout(X, p) shares; used by the checks below."""
     torch.manual_seed(0)
@@ -75,24 +96,7 @@ def _check_inverted_dropout(fn, name):
             "Is p the probability to drop (PyTorch's convention), not to keep?",
         )
 
-    for dtype in (torch.float16, torch.float64):
-        out = fn(torch.ones(4, 4, dtype=dtype), 0.5)
-        _require(
-            out.dtype == dtype,
-            f"for a {dtype} input your output is {out.dtype}: the mask must have the input's dtype "
-            "(e.g. X.new_empty(X.shape) or torch.rand_like(X)), not torch.rand(X.shape).float()",
-        )
-
-    x = torch.ones(4, 4, device="meta")  # a device that is not the CPU, available on every machine
-    try:
-        out = fn(x, 0.5)
-    except RuntimeError as err:
-        raise CheckFailed(
-            f"for an input on device 'meta' {name} failed ({err}). The mask must be made on the "
-            "input's device (torch.rand_like(X) or X.new_empty(X.shape)), not with torch.rand(X.shape), "
-            "which always makes it on the CPU."
-        ) from None
-    _require(out.device == x.device, f"for an input on {x.device} your output is on {out.device}")
+    _check_mask_follows_input(fn, name)
 
 
 def check_dropout_layer(dropout_layer):
@@ -512,24 +516,6 @@ def _check_zero_one_ends(fn, name):
         f"at p=1 the branch must always be dropped, but {name} kept some of it. "
         "Is p the probability to drop (PyTorch's convention), not to keep?",
     )
-
-
-def _check_mask_follows_input(fn, name):
-    for dtype in (torch.float16, torch.float64):
-        out = fn(torch.ones(4, 3, dtype=dtype), 0.5)
-        _require(
-            out.dtype == dtype,
-            f"for a {dtype} input your output is {out.dtype}: make the mask from the input "
-            "(x.new_empty(shape)), not with torch.rand(shape)",
-        )
-    try:
-        out = fn(torch.ones(4, 3, device="meta"), 0.5)
-    except RuntimeError as err:
-        raise CheckFailed(
-            f"for an input on device 'meta' {name} failed ({err}). Make the mask on the input's device "
-            "(x.new_empty(shape) or torch.empty(shape, device=x.device))."
-        ) from None
-    _require(out.device.type == "meta", f"for an input on device 'meta' your output is on {out.device}")
 
 
 def check_batch_stochastic_depth(batch_stochastic_depth):
