@@ -10,8 +10,14 @@ MATHJAX_DIR := _vendor/mathjax
 # Torch's threads, fixed so that chapter outputs do not depend on the machine's core count.
 export OMP_NUM_THREADS := 2
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
+# The chapters are checked twice: as this CPU runs them, and again with ATen, MKL and oneDNN held to
+# their baseline kernels, which round differently (tests/test_dispatch.py checks that they do here).
+# Stored outputs must pass both: exact where portable, through their claim checks where not.
+CPU_DISPATCH_2 := ATEN_CPU_CAPABILITY=default MKL_CBWR=COMPATIBLE ONEDNN_MAX_CPU_ISA=SSE41
+NBVAL := -m pytest --nbval chapters --nbval-sanitize-with tests/nbval_sanitize.cfg
+NB ?= chapters/*.ipynb
 
-.PHONY: book test unit chapters sync sync-check build site browser clean
+.PHONY: book test unit chapters chapters-native chapters-dispatch2 execute cells sync sync-check build site browser clean
 
 book: $(VENV)/.installed $(MATHJAX_DIR)/.installed
 	$(VENV)/bin/jupyter-book build . -W --keep-going
@@ -39,8 +45,22 @@ sync-check: $(VENV)/.installed
 unit: $(VENV)/.installed
 	$(PY) -m pytest tests
 
-chapters: $(VENV)/.installed
-	$(PY) -m pytest --nbval chapters --nbval-sanitize-with tests/nbval_sanitize.cfg
+# Both runs against the same stored outputs; `make -j2 chapters` runs them side by side.
+chapters: cells chapters-native chapters-dispatch2
+
+chapters-native: $(VENV)/.installed
+	$(PY) $(NBVAL)
+
+chapters-dispatch2: $(VENV)/.installed
+	env $(CPU_DISPATCH_2) $(PY) $(NBVAL)
+
+# How many outputs are compared exactly, and how many are float output with a claim check.
+cells: $(VENV)/.installed
+	$(PY) tools/cells.py
+
+# Re-execute chapters and store their outputs: make execute NB=chapters/NAME.ipynb
+execute: $(VENV)/.installed
+	$(PY) tools/execute.py $(NB)
 
 build: $(VENV)/.installed $(MATHJAX_DIR)/.installed
 	$(VENV)/bin/jupyter-book build . -W --keep-going

@@ -11,6 +11,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
+import cells as cells_tool  # noqa: E402
 import sync  # noqa: E402
 
 CHAPTERS = sync.chapters()
@@ -70,15 +71,10 @@ class TestChapter:
                 if out["output_type"] == "stream":
                     assert out["name"] != "stderr" or not out["text"].strip(), f"cell {i} wrote to stderr: {out['text'][:200]}"
 
-    def test_ignored_outputs_give_a_reason(self, chapter):
-        for src in code_sources(chapter):
-            if "NBVAL_IGNORE_OUTPUT" in src:
-                lines = src.splitlines()
-                # nbval only honours the marker when the comment is exactly "# NBVAL_IGNORE_OUTPUT".
-                assert lines[0].strip() == "# NBVAL_IGNORE_OUTPUT", f"the marker must be alone on the first line:\n{src[:200]}"
-                assert len(lines) > 1 and re.match(r"#\s*Why:\s*\S.{8,}", lines[1].strip()), (
-                    f"a cell skips output comparison without saying why on its second line (# Why: ...):\n{src[:200]}"
-                )
+    def test_output_kinds(self, chapter):
+        # Each output is compared exactly, or is float output with its reason and a claim check after it.
+        problems = cells_tool.kinds(chapter).problems
+        assert not problems, "\n".join(problems)
 
     def test_saved_names_are_not_redefined(self, chapter):
         saved = {}
@@ -145,3 +141,53 @@ class TestSync:
         assert "def dropout(x, p=0.5" in drop.read_text(), "make sync must restore src from the chapters"
         again = subprocess.run([sys.executable, str(copy / "tools" / "sync.py")], capture_output=True, text=True)
         assert "already in step" in again.stdout, "a second run must change nothing"
+
+
+def _notebook(tmp_path, *cells):
+    """A chapter file made of (cell_type, source, tags, metadata, stdout) tuples."""
+    out = []
+    for kind, src, tags, meta, text in cells:
+        cell = {"cell_type": kind, "source": src, "metadata": {"tags": tags, **meta}}
+        if kind == "code":
+            cell["outputs"] = [{"output_type": "stream", "name": "stdout", "text": text}] if text else []
+            cell["execution_count"] = 1
+        out.append(cell)
+    path = tmp_path / "chapter.ipynb"
+    path.write_text(json.dumps({"cells": out}))
+    return path
+
+
+class TestOutputKinds:
+    FLOAT = ("code", "acc = train()", ["nbval-ignore-output"], {"float_output": "training metrics, CPU-dependent"}, "0.8312")
+    CLAIM = ("code", "claim(...)", ["claim-check"], {}, "claim holds: p=0.3 beats p=0\n")
+
+    def test_rules_followed(self, tmp_path):
+        k = cells_tool.kinds(_notebook(tmp_path, ("code", "x = 1", [], {}, "1"), self.FLOAT, self.CLAIM))
+        assert (k.compared, k.float, k.claims, k.problems) == ([0, 2], [1], [2], [])
+
+    def test_float_cell_without_claim_check(self, tmp_path):
+        k = cells_tool.kinds(_notebook(tmp_path, self.FLOAT, ("markdown", "## Next", [], {}, "")))
+        assert any("no claim-check cell before the heading" in p for p in k.problems), k.problems
+        k = cells_tool.kinds(_notebook(tmp_path, self.FLOAT))
+        assert any("no claim-check cell after them" in p for p in k.problems), k.problems
+
+    def test_float_cell_without_reason(self, tmp_path):
+        unexplained = ("code", "acc = train()", ["nbval-ignore-output"], {}, "0.8")
+        k = cells_tool.kinds(_notebook(tmp_path, unexplained, self.CLAIM))
+        assert any("without saying why" in p for p in k.problems), k.problems
+
+    def test_claim_check_must_print_a_verdict(self, tmp_path):
+        silent = ("code", "assert acc > 0.5", ["claim-check"], {}, "")
+        k = cells_tool.kinds(_notebook(tmp_path, self.FLOAT, silent))
+        assert any("prints no 'claim holds: ...' line" in p for p in k.problems), k.problems
+
+    def test_ignored_claim_check_and_comment_markers_refused(self, tmp_path):
+        hidden = ("code", "claim(...)", ["claim-check", "nbval-ignore-output"], {"float_output": "x" * 12}, "claim holds: x")
+        comment = ("code", "# NBVAL_IGNORE_OUTPUT\nprint(1)", [], {}, "1")
+        k = cells_tool.kinds(_notebook(tmp_path, hidden, comment, self.CLAIM))
+        assert any("claim check whose output is ignored" in p for p in k.problems), k.problems
+        assert any("nbval comment" in p for p in k.problems), k.problems
+
+    def test_report_runs(self):
+        result = subprocess.run([sys.executable, str(ROOT / "tools" / "cells.py")], capture_output=True, text=True)
+        assert "compared" in result.stdout and "all" in result.stdout, result.stdout + result.stderr
