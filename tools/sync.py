@@ -118,7 +118,10 @@ def render(module: str, pieces: list[tuple[Path, str]]) -> str:
             if isinstance(node, (ast.Import, ast.ImportFrom)):
                 span = range(node.lineno - 1, node.end_lineno)
                 statement = "\n".join(lines[i] for i in span)
-                if statement not in imports:
+                # A later chapter that saves into a module imports that module's earlier
+                # definitions to run its cell; in the module itself they are already defined.
+                own = isinstance(node, ast.ImportFrom) and node.module == f"dropkit.{module}"
+                if not own and statement not in imports:
                     imports.append(statement)
                 drop.update(span)
         body = "\n".join(line for i, line in enumerate(lines) if i not in drop).strip("\n")
