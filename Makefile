@@ -17,13 +17,13 @@ CPU_DISPATCH_2 := ATEN_CPU_CAPABILITY=default MKL_CBWR=COMPATIBLE ONEDNN_MAX_CPU
 NBVAL := -m pytest --nbval chapters --nbval-sanitize-with tests/nbval_sanitize.cfg
 NB ?= chapters/*.ipynb
 
-.PHONY: book test unit chapters chapters-native chapters-dispatch2 execute cells sync sync-check build site browser clean
+.PHONY: book test lint unit chapters chapters-native chapters-dispatch2 execute cells sync sync-check build site browser clean
 
 book: $(VENV)/.installed $(MATHJAX_DIR)/.installed
 	$(VENV)/bin/jupyter-book build . -W --keep-going
 	@echo "The book is at _build/html/index.html"
 
-test: $(VENV)/.installed sync-check unit chapters build site
+test: $(VENV)/.installed sync-check lint unit chapters build site
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,14 @@ sync: $(VENV)/.installed
 
 sync-check: $(VENV)/.installed
 	$(PY) tools/sync.py --check
+
+# ruff (format and lint, 88 columns; chapters included), then the workflows: zizmor's security
+# audit and GitHub's workflow schema. Chapter outputs wider than 88 fail in `make unit`.
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/zizmor --offline --no-progress .github/workflows
+	$(VENV)/bin/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
 
 unit: $(VENV)/.installed
 	$(PY) -m pytest tests
