@@ -1,8 +1,8 @@
-"""The chapters as files: the Colab cell, stored outputs, #@save discipline and the sync tool."""
+"""The chapters as files: the Colab cell, stored outputs, #@save discipline and the sync
+tool."""
 
 import ast
 import json
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +15,7 @@ import cells as cells_tool  # noqa: E402
 import sync  # noqa: E402
 
 CHAPTERS = sync.chapters()
+WIDTH = 88  # pyproject.toml: [tool.ruff] line-length, for code; the same for outputs
 
 
 def cells(path):
@@ -28,15 +29,21 @@ def code_sources(path):
 def test_toc_lists_chapters():
     assert CHAPTERS, "no chapter found through _toc.yml"
     on_disk = sorted((ROOT / "chapters").glob("*.ipynb"))
-    assert sorted(CHAPTERS) == on_disk, "every notebook in chapters/ must be in _toc.yml, and only those"
+    assert sorted(CHAPTERS) == on_disk, (
+        "every notebook in chapters/ must be in _toc.yml, and only those"
+    )
 
 
 @pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda p: p.stem)
 class TestChapter:
     def test_first_code_cell_is_colab_setup(self, chapter):
         first = code_sources(chapter)[0]
-        assert first == sync.colab_cell(), "the first code cell must be the Colab set-up cell; run `make sync`"
-        url = sync.yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]["url"]
+        assert first == sync.colab_cell(), (
+            "the first code cell must be the Colab set-up cell; run `make sync`"
+        )
+        url = sync.yaml.safe_load((ROOT / "_config.yml").read_text())["repository"][
+            "url"
+        ]
         assert f"git+{url}@" in first
 
     def test_colab_cell_does_nothing_outside_colab(self, chapter):
@@ -44,7 +51,11 @@ class TestChapter:
 
         code = TransformerManager().transform_cell(code_sources(chapter)[0])
         calls = []
-        namespace = {"get_ipython": lambda: type("IP", (), {"run_line_magic": lambda *a: calls.append(a)})()}
+        namespace = {
+            "get_ipython": lambda: type(
+                "IP", (), {"run_line_magic": lambda *a: calls.append(a)}
+            )()
+        }
         exec(compile(code, "colab-cell", "exec"), namespace)
         assert calls == [], "outside Colab the set-up cell must not install anything"
 
@@ -54,25 +65,55 @@ class TestChapter:
         monkeypatch.setitem(sys.modules, "google.colab", type(sys)("google.colab"))
         code = TransformerManager().transform_cell(code_sources(chapter)[0])
         calls = []
-        namespace = {"get_ipython": lambda: type("IP", (), {"run_line_magic": lambda self, *a: calls.append(a)})()}
+        namespace = {
+            "get_ipython": lambda: type(
+                "IP", (), {"run_line_magic": lambda self, *a: calls.append(a)}
+            )()
+        }
         exec(compile(code, "colab-cell", "exec"), namespace)
         installed = " ".join(args for _, args in calls)
         for package in ("d2l==1.0.3", "mnist1d==", "dropkit @ git+"):
             assert package in installed, f"the Colab cell does not install {package}"
 
     def test_every_code_cell_has_stored_execution(self, chapter):
-        unrun = [i for i, c in enumerate(cells(chapter)) if c["cell_type"] == "code" and c["execution_count"] is None]
-        assert not unrun, f"cells {unrun} were never executed; strict nbval would compare nothing there"
+        unrun = [
+            i
+            for i, c in enumerate(cells(chapter))
+            if c["cell_type"] == "code" and c["execution_count"] is None
+        ]
+        assert not unrun, (
+            f"cells {unrun} were never executed; strict nbval would compare nothing "
+            "there"
+        )
 
     def test_no_errors_stored(self, chapter):
         for i, c in enumerate(cells(chapter)):
             for out in c.get("outputs", []):
-                assert out["output_type"] != "error", f"cell {i} stored an error: {out.get('ename')}"
+                assert out["output_type"] != "error", (
+                    f"cell {i} stored an error: {out.get('ename')}"
+                )
                 if out["output_type"] == "stream":
-                    assert out["name"] != "stderr" or not out["text"].strip(), f"cell {i} wrote to stderr: {out['text'][:200]}"
+                    assert out["name"] != "stderr" or not out["text"].strip(), (
+                        f"cell {i} wrote to stderr: {out['text'][:200]}"
+                    )
+
+    def test_outputs_fit_the_page(self, chapter):
+        # The page shows about 75 characters; outputs may use 88, as code does.
+        for i, c in enumerate(cells(chapter)):
+            for out in c.get("outputs", []):
+                texts = [out.get("text", "")]
+                texts.append(out.get("data", {}).get("text/plain", ""))
+                for text in texts:
+                    text = text if isinstance(text, str) else "".join(text)
+                    wide = [line for line in text.splitlines() if len(line) > WIDTH]
+                    assert not wide, (
+                        f"cell {i}: {len(wide[0])} > {WIDTH} characters,"
+                        f" so it scrolls sideways: {wide[0][:80]!r}"
+                    )
 
     def test_output_kinds(self, chapter):
-        # Each output is compared exactly, or is float output with its reason and a claim check after it.
+        # Each output is compared exactly, or is float output with its reason and a
+        # claim check after it.
         problems = cells_tool.kinds(chapter).problems
         assert not problems, "\n".join(problems)
 
@@ -82,7 +123,9 @@ class TestChapter:
             for src in code_sources(path):
                 if sync.SAVE_MARK.match(src.split("\n", 1)[0].strip()):
                     for node in ast.parse(src).body:
-                        if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and not node.name.startswith("_"):
+                        if isinstance(
+                            node, (ast.FunctionDef, ast.ClassDef)
+                        ) and not node.name.startswith("_"):
                             saved[node.name] = path
         for src in code_sources(chapter):
             if sync.SAVE_MARK.match(src.split("\n", 1)[0].strip()):
@@ -92,8 +135,14 @@ class TestChapter:
             except SyntaxError:  # IPython magics
                 continue
             for node in tree.body:
-                if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and node.name in saved:
-                    pytest.fail(f"{chapter.name} redefines {node.name}, which {saved[node.name].name} saves; import it from dropkit")
+                if (
+                    isinstance(node, (ast.FunctionDef, ast.ClassDef))
+                    and node.name in saved
+                ):
+                    pytest.fail(
+                        f"{chapter.name} redefines {node.name}, which "
+                        f"{saved[node.name].name} saves; import it from dropkit"
+                    )
 
 
 class TestSync:
@@ -118,7 +167,11 @@ class TestSync:
         assert f"{name} (changed)" in message
 
     def test_cli_check_passes(self):
-        result = subprocess.run([sys.executable, str(ROOT / "tools" / "sync.py"), "--check"], capture_output=True, text=True)
+        result = subprocess.run(
+            [sys.executable, str(ROOT / "tools" / "sync.py"), "--check"],
+            capture_output=True,
+            text=True,
+        )
         assert result.returncode == 0, result.stderr
 
     def test_cli_check_fails_on_drift(self, tmp_path):
@@ -133,13 +186,29 @@ class TestSync:
         shutil.copytree(ROOT / "src", copy / "src")
         shutil.copytree(ROOT / "tools", copy / "tools")
         drop = copy / "src" / "dropkit" / "drop.py"
-        drop.write_text(drop.read_text().replace("def dropout(x, p=0.5", "def dropout(x, p=0.4"))
-        result = subprocess.run([sys.executable, str(copy / "tools" / "sync.py"), "--check"], capture_output=True, text=True)
+        drop.write_text(
+            drop.read_text().replace("def dropout(x, p=0.5", "def dropout(x, p=0.4")
+        )
+        result = subprocess.run(
+            [sys.executable, str(copy / "tools" / "sync.py"), "--check"],
+            capture_output=True,
+            text=True,
+        )
         assert result.returncode == 1
         assert "dropout (changed)" in result.stderr and "make sync" in result.stderr
-        subprocess.run([sys.executable, str(copy / "tools" / "sync.py")], check=True, capture_output=True)
-        assert "def dropout(x, p=0.5" in drop.read_text(), "make sync must restore src from the chapters"
-        again = subprocess.run([sys.executable, str(copy / "tools" / "sync.py")], capture_output=True, text=True)
+        subprocess.run(
+            [sys.executable, str(copy / "tools" / "sync.py")],
+            check=True,
+            capture_output=True,
+        )
+        assert "def dropout(x, p=0.5" in drop.read_text(), (
+            "make sync must restore src from the chapters"
+        )
+        again = subprocess.run(
+            [sys.executable, str(copy / "tools" / "sync.py")],
+            capture_output=True,
+            text=True,
+        )
         assert "already in step" in again.stdout, "a second run must change nothing"
 
 
@@ -149,7 +218,11 @@ def _notebook(tmp_path, *cells):
     for kind, src, tags, meta, text in cells:
         cell = {"cell_type": kind, "source": src, "metadata": {"tags": tags, **meta}}
         if kind == "code":
-            cell["outputs"] = [{"output_type": "stream", "name": "stdout", "text": text}] if text else []
+            cell["outputs"] = (
+                [{"output_type": "stream", "name": "stdout", "text": text}]
+                if text
+                else []
+            )
             cell["execution_count"] = 1
         out.append(cell)
     path = tmp_path / "chapter.ipynb"
@@ -158,18 +231,38 @@ def _notebook(tmp_path, *cells):
 
 
 class TestOutputKinds:
-    FLOAT = ("code", "acc = train()", ["nbval-ignore-output"], {"float_output": "training metrics, CPU-dependent"}, "0.8312")
-    CLAIM = ("code", "claim(...)", ["claim-check"], {}, "claim holds: p=0.3 beats p=0\n")
+    FLOAT = (
+        "code",
+        "acc = train()",
+        ["nbval-ignore-output"],
+        {"float_output": "training metrics, CPU-dependent"},
+        "0.8312",
+    )
+    CLAIM = (
+        "code",
+        "claim(...)",
+        ["claim-check"],
+        {},
+        "claim holds: p=0.3 beats p=0\n",
+    )
 
     def test_rules_followed(self, tmp_path):
-        k = cells_tool.kinds(_notebook(tmp_path, ("code", "x = 1", [], {}, "1"), self.FLOAT, self.CLAIM))
+        k = cells_tool.kinds(
+            _notebook(tmp_path, ("code", "x = 1", [], {}, "1"), self.FLOAT, self.CLAIM)
+        )
         assert (k.compared, k.float, k.claims, k.problems) == ([0, 2], [1], [2], [])
 
     def test_float_cell_without_claim_check(self, tmp_path):
-        k = cells_tool.kinds(_notebook(tmp_path, self.FLOAT, ("markdown", "## Next", [], {}, "")))
-        assert any("no claim-check cell before the heading" in p for p in k.problems), k.problems
+        k = cells_tool.kinds(
+            _notebook(tmp_path, self.FLOAT, ("markdown", "## Next", [], {}, ""))
+        )
+        assert any("no claim-check cell before the heading" in p for p in k.problems), (
+            k.problems
+        )
         k = cells_tool.kinds(_notebook(tmp_path, self.FLOAT))
-        assert any("no claim-check cell after them" in p for p in k.problems), k.problems
+        assert any("no claim-check cell after them" in p for p in k.problems), (
+            k.problems
+        )
 
     def test_float_cell_without_reason(self, tmp_path):
         unexplained = ("code", "acc = train()", ["nbval-ignore-output"], {}, "0.8")
@@ -179,15 +272,31 @@ class TestOutputKinds:
     def test_claim_check_must_print_a_verdict(self, tmp_path):
         silent = ("code", "assert acc > 0.5", ["claim-check"], {}, "")
         k = cells_tool.kinds(_notebook(tmp_path, self.FLOAT, silent))
-        assert any("prints no 'claim holds: ...' line" in p for p in k.problems), k.problems
+        assert any("prints no 'claim holds: ...' line" in p for p in k.problems), (
+            k.problems
+        )
 
     def test_ignored_claim_check_and_comment_markers_refused(self, tmp_path):
-        hidden = ("code", "claim(...)", ["claim-check", "nbval-ignore-output"], {"float_output": "x" * 12}, "claim holds: x")
+        hidden = (
+            "code",
+            "claim(...)",
+            ["claim-check", "nbval-ignore-output"],
+            {"float_output": "x" * 12},
+            "claim holds: x",
+        )
         comment = ("code", "# NBVAL_IGNORE_OUTPUT\nprint(1)", [], {}, "1")
         k = cells_tool.kinds(_notebook(tmp_path, hidden, comment, self.CLAIM))
-        assert any("claim check whose output is ignored" in p for p in k.problems), k.problems
+        assert any("claim check whose output is ignored" in p for p in k.problems), (
+            k.problems
+        )
         assert any("nbval comment" in p for p in k.problems), k.problems
 
     def test_report_runs(self):
-        result = subprocess.run([sys.executable, str(ROOT / "tools" / "cells.py")], capture_output=True, text=True)
-        assert "compared" in result.stdout and "all" in result.stdout, result.stdout + result.stderr
+        result = subprocess.run(
+            [sys.executable, str(ROOT / "tools" / "cells.py")],
+            capture_output=True,
+            text=True,
+        )
+        assert "compared" in result.stdout and "all" in result.stdout, (
+            result.stdout + result.stderr
+        )

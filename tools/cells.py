@@ -1,15 +1,17 @@
-"""The two kinds of chapter output, counted: compared exactly, or shown with a claim check after it.
+"""The two kinds of chapter output, counted: compared exactly, or shown with a claim
+check after it.
 
 Every code cell's output is one of two kinds (README, "What is reproduced exactly"):
 
-- **compared**: the same on every machine (seeded masks, exact equalities, shapes, messages,
-  counts); nbval compares it with the stored output, character for character;
-- **float**: digits that depend on the CPU (training metrics, fitted coefficients, timings). The
-  cell carries nbval's tag ``nbval-ignore-output`` *and* says why in its metadata,
-  ``"float_output": "<reason>"``. Its output is stored and rendered but not compared; the cell
-  still has to run without error. A cell tagged ``claim-check`` must follow it before the next
-  heading: the claim check asserts, with a tolerance from the data, what the prose concludes, and
-  prints ``claim holds: ...`` lines, which are compared.
+- **compared**: the same on every machine (seeded masks, exact equalities, shapes,
+  messages, counts); nbval compares it with the stored output, character for character;
+- **float**: digits that depend on the CPU (training metrics, fitted coefficients,
+  timings). The cell carries nbval's tag ``nbval-ignore-output`` *and* says why in its
+  metadata, ``"float_output": "<reason>"``. Its output is stored and rendered but not
+  compared; the cell still has to run without error. A cell tagged ``claim-check`` must
+  follow it before the next heading: the claim check asserts, with a tolerance from the
+  data, what the prose concludes, and prints ``claim holds: ...`` lines, which are
+  compared.
 
     python tools/cells.py        # a table of the counts, per chapter and in all
 """
@@ -44,39 +46,56 @@ def tags(cell: dict) -> list[str]:
 
 def stdout(cell: dict) -> str:
     return "".join(
-        "".join(o.get("text", "")) for o in cell.get("outputs", []) if o.get("output_type") == "stream"
+        "".join(o.get("text", ""))
+        for o in cell.get("outputs", [])
+        if o.get("output_type") == "stream"
     )
 
 
 def kinds(path: Path) -> Kinds:
-    """Sort a chapter's code cells (by index among all cells) and list what breaks the rules."""
+    """Sort a chapter's code cells (by index among all cells) and list what breaks the
+    rules."""
     cells = json.loads(path.read_text())["cells"]
     k = Kinds()
     pending: list[int] = []  # float cells still waiting for their claim check
     for i, cell in enumerate(cells):
         if cell["cell_type"] == "markdown":
             if "".join(cell["source"]).lstrip().startswith("#") and pending:
-                k.problems.append(f"float cells {pending} have no claim-check cell before the heading of cell {i}")
+                k.problems.append(
+                    f"float cells {pending} have no claim-check cell before the "
+                    f"heading of cell {i}"
+                )
                 pending = []
             continue
         if cell["cell_type"] != "code":
             continue
         t, src = tags(cell), sync.source(cell)
         if "NBVAL_IGNORE_OUTPUT" in src or "NBVAL_SKIP" in src or "nbval-skip" in t:
-            k.problems.append(f"cell {i} uses an nbval comment or nbval-skip: mark float output with the tag only")
+            k.problems.append(
+                f"cell {i} uses an nbval comment or nbval-skip: mark float output "
+                "with the tag only"
+            )
         if IGNORE in t:
             k.float.append(i)
             reason = cell.get("metadata", {}).get(REASON, "")
             if len(str(reason).strip()) < 10:
-                k.problems.append(f"cell {i} is tagged {IGNORE} without saying why in metadata {REASON!r}")
+                k.problems.append(
+                    f"cell {i} is tagged {IGNORE} without saying why in metadata "
+                    f"{REASON!r}"
+                )
             if CLAIM in t:
-                k.problems.append(f"cell {i} is a claim check whose output is ignored: its verdict must be compared")
+                k.problems.append(
+                    f"cell {i} is a claim check whose output is ignored: its verdict "
+                    "must be compared"
+                )
             pending.append(i)
             continue
         k.compared.append(i)
         if CLAIM in t:
             k.claims.append(i)
-            verdicts = [line for line in stdout(cell).splitlines() if line.startswith(VERDICT)]
+            verdicts = [
+                line for line in stdout(cell).splitlines() if line.startswith(VERDICT)
+            ]
             if not verdicts:
                 k.problems.append(f"claim-check cell {i} prints no '{VERDICT}...' line")
             pending = []
@@ -96,7 +115,9 @@ def main() -> int:
             print(f"{path.name}: {problem}", file=sys.stderr)
     width = max(len(r[0]) for r in rows)
     print(f"{'chapter':<{width}}  compared  float  claim checks")
-    for name, c, f, v in rows + [("all", len(total.compared), len(total.float), len(total.claims))]:
+    for name, c, f, v in rows + [
+        ("all", len(total.compared), len(total.float), len(total.claims))
+    ]:
         print(f"{name:<{width}}  {c:>8}  {f:>5}  {v:>12}")
     return 1 if total.problems else 0
 

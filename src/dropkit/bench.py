@@ -74,36 +74,66 @@ def drop_path_timings(make_block, x, p, repeat=7):
     for name, skip in (("masking", False), ("skipping", True)):
         torch.manual_seed(0)
         blocks[name] = make_block(p, skip).train()
-    row = {"p": p, **interleaved_ms({name: _forward_backward(b, xg, grad) for name, b in blocks.items()}, repeat)}
+    row = {
+        "p": p,
+        **interleaved_ms(
+            {name: _forward_backward(b, xg, grad) for name, b in blocks.items()}, repeat
+        ),
+    }
     row["speed-up"] = row["masking"] / row["skipping"]
     row["ideal"] = 1 / (1 - p)
     return row
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description="Time dropout variants against x.clone() (medians, ms).")
-    parser.add_argument("--min-exp", type=int, default=16, help="smallest size is 2**MIN_EXP elements")
-    parser.add_argument("--max-exp", type=int, default=24, help="largest size is 2**MAX_EXP elements")
+    parser = argparse.ArgumentParser(
+        description="Time dropout variants against x.clone() (medians, ms)."
+    )
+    parser.add_argument(
+        "--min-exp", type=int, default=16, help="smallest size is 2**MIN_EXP elements"
+    )
+    parser.add_argument(
+        "--max-exp", type=int, default=24, help="largest size is 2**MAX_EXP elements"
+    )
     parser.add_argument("--repeat", type=int, default=15)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {args.threads} threads, device {args.device}, fp32, medians of {args.repeat}")
-    print(f"{'elements':>10} {'clone ms':>9} | forward / clone: {'F.drop':>7} {'dropkit':>7} {'lowmem':>7} | fwd+bwd / clone: {'F.drop':>7} {'dropkit':>7} {'lowmem':>7}")
+    print(
+        f"torch {torch.__version__}, {args.threads} threads, device {args.device}, fp32, medians of {args.repeat}"
+    )
+    print(
+        f"{'elements':>10} {'clone ms':>9} | forward / clone: {'F.drop':>7} {'dropkit':>7} {'lowmem':>7} | fwd+bwd / clone: {'F.drop':>7} {'dropkit':>7} {'lowmem':>7}"
+    )
     for e in range(args.min_exp, args.max_exp + 1, 2):
         r = dropout_timings(2**e, repeat=args.repeat, device=args.device)
         c = r["clone"]
         fwd = [r[k] / c for k in ("F.dropout", "dropkit.dropout", "lowmem_dropout")]
-        both = [r[k + " fwd+bwd"] / c for k in ("F.dropout", "dropkit.dropout", "lowmem_dropout")]
-        print(f"{'2^%d' % e:>10} {c:9.2f} | {'':16} {fwd[0]:7.2f} {fwd[1]:7.2f} {fwd[2]:7.2f} | {'':15} {both[0]:7.2f} {both[1]:7.2f} {both[2]:7.2f}")
+        both = [
+            r[k + " fwd+bwd"] / c
+            for k in ("F.dropout", "dropkit.dropout", "lowmem_dropout")
+        ]
+        print(
+            f"{'2^%d' % e:>10} {c:9.2f} | {'':16} {fwd[0]:7.2f} {fwd[1]:7.2f} {fwd[2]:7.2f} | {'':15} {both[0]:7.2f} {both[1]:7.2f} {both[2]:7.2f}"
+        )
     from dropkit.vit import ViTBlock
 
-    x = torch.randn(64, 65, 192, device=args.device)  # ViT-Tiny width: 64 images of 8x8 patches + class token
-    make = lambda p, skip: ViTBlock(192, 3, drop_path=p, skip_dropped=skip).to(args.device)  # noqa: E731
-    print(f"\nViT block (dim 192, 3 heads) on {tuple(x.shape)}, forward+backward, DropPath on both branches")
-    print(f"{'p':>6} {'masking ms':>11} {'skipping ms':>12} {'speed-up':>9} {'ideal':>6} {'of ideal':>9}")
+    x = torch.randn(
+        64, 65, 192, device=args.device
+    )  # ViT-Tiny width: 64 images of 8x8 patches + class token
+    make = lambda p, skip: ViTBlock(192, 3, drop_path=p, skip_dropped=skip).to(
+        args.device
+    )  # noqa: E731
+    print(
+        f"\nViT block (dim 192, 3 heads) on {tuple(x.shape)}, forward+backward, DropPath on both branches"
+    )
+    print(
+        f"{'p':>6} {'masking ms':>11} {'skipping ms':>12} {'speed-up':>9} {'ideal':>6} {'of ideal':>9}"
+    )
     for p in (0.25, 0.5):
         r = drop_path_timings(make, x, p, repeat=args.repeat)
-        print(f"{p:6.2f} {r['masking']:11.2f} {r['skipping']:12.2f} {r['speed-up']:9.2f} {r['ideal']:6.2f} {r['speed-up'] / r['ideal']:9.0%}")
+        print(
+            f"{p:6.2f} {r['masking']:11.2f} {r['skipping']:12.2f} {r['speed-up']:9.2f} {r['ideal']:6.2f} {r['speed-up'] / r['ideal']:9.0%}"
+        )
     return 0

@@ -1,23 +1,28 @@
-"""Claim checks: what the book's prose says about a measured result, asserted with the data's own noise.
+"""Claim checks: what the book's prose says about a measured result, asserted with the
+data's own noise.
 
-A number that comes out of floating-point work (a training run, a least-squares fit, a timing)
-changes in its last digits from one CPU to another, and after a few hundred optimisation steps in
-far more than its last digits. The book stores and shows such numbers but does not compare them
-digit by digit. Instead, each is followed by a *claim check*: a cell that asserts what the prose
-concludes from it, with a tolerance taken from the data (the spread over seeds, a Welch test, a
-binomial bound), and prints a verdict that is the same on every machine::
+A number that comes out of floating-point work (a training run, a least-squares fit, a
+timing) changes in its last digits from one CPU to another, and after a few hundred
+optimisation steps in far more than its last digits. The book stores and shows such
+numbers but does not compare them digit by digit. Instead, each is followed by a *claim
+check*: a cell that asserts what the prose concludes from it, with a tolerance taken
+from the data (the spread over seeds, a Welch test, a binomial bound), and prints a
+verdict that is the same on every machine::
 
-    claim holds: dropout p=0.3 beats p=0 on validation accuracy (Welch test, 5 seeds, p < 0.01)
+    claim holds: p=0.3 beats p=0 on accuracy (Welch test, 5 seeds, p < 0.01)
 
-The verdict is compared exactly by the tests; the numbers behind it are quoted in the prose through
-myst-nb's ``glue`` (:func:`glue`) from the stored outputs, so the text always matches the output
-beside it. When a claim does not hold, :class:`ClaimFailed` says what was measured.
+The verdict is compared exactly by the tests; the numbers behind it are quoted in the
+prose through myst-nb's ``glue`` (:func:`glue`) from the stored outputs, so the text
+always matches the output beside it. When a claim does not hold, :class:`ClaimFailed`
+says what was measured.
 
 Three kinds of claim cover the book:
 
-- :func:`claim` -- a condition that must hold (with the numbers to show when it does not);
-- :func:`claim_greater` / :func:`claim_within_noise` -- two settings compared over seeds with
-  Welch's t-test (unequal variances), the only honest way to compare a handful of seeds;
+- :func:`claim` -- a condition that must hold (with the numbers to show when it does
+  not);
+- :func:`claim_greater` / :func:`claim_within_noise` -- two settings compared over seeds
+  with Welch's t-test (unequal variances), the only honest way to compare a handful of
+  seeds;
 - :func:`claim_close` -- a measured value within a stated tolerance of a prediction.
 """
 
@@ -48,9 +53,14 @@ def _values(name: str, values: Sequence[float]) -> list[float]:
     try:
         out = [float(v) for v in values]
     except TypeError:
-        raise TypeError(f"{name} must be a sequence of numbers, one per seed, but got {values!r}") from None
+        raise TypeError(
+            f"{name} must be a sequence of numbers, one per seed, but got {values!r}"
+        ) from None
     if len(out) < 2:
-        raise ValueError(f"{name} needs at least 2 values (one per seed) to estimate noise, but got {len(out)}")
+        raise ValueError(
+            f"{name} needs at least 2 values (one per seed) to estimate noise, but "
+            f"got {len(out)}"
+        )
     bad = [v for v in out if not math.isfinite(v)]
     if bad:
         raise ValueError(f"{name} must be finite, but contains {bad[0]}")
@@ -58,7 +68,8 @@ def _values(name: str, values: Sequence[float]) -> list[float]:
 
 
 def mean_sd(values: Sequence[float]) -> tuple[float, float]:
-    """Mean and sample standard deviation (n - 1 in the denominator) of one value per seed."""
+    """Mean and sample standard deviation (n - 1 in the denominator) of one value per
+    seed."""
     xs = _values("values", values)
     mean = sum(xs) / len(xs)
     return mean, math.sqrt(sum((x - mean) ** 2 for x in xs) / (len(xs) - 1))
@@ -66,7 +77,8 @@ def mean_sd(values: Sequence[float]) -> tuple[float, float]:
 
 @dataclass(frozen=True)
 class Welch:
-    """Welch's t-test of mean(a) - mean(b): the difference, its standard error, t, df, two-sided p."""
+    """Welch's t-test of mean(a) - mean(b): the difference, its standard error, t, df,
+    two-sided p."""
 
     diff: float
     se: float
@@ -77,14 +89,17 @@ class Welch:
     n_b: int
 
     def __str__(self) -> str:
-        return f"{self.diff:+.4f} ± {self.se:.4f} (Welch t = {self.t:.2f}, p = {self.pvalue:.2g})"
+        t, p = f"{self.t:.2f}", f"{self.pvalue:.2g}"
+        return f"{self.diff:+.4f} ± {self.se:.4f} (Welch t = {t}, p = {p})"
 
 
 def welch(a: Sequence[float], b: Sequence[float]) -> Welch:
-    """Welch's unequal-variance t-test of ``mean(a) - mean(b)``, one value per seed in each.
+    """Welch's unequal-variance t-test of ``mean(a) - mean(b)``, one value per seed in
+    each.
 
-    Two settings trained with the same seeds are *not* paired here: seeds are exchangeable labels,
-    and the conservative unpaired test is the one that does not depend on which seed went where.
+    Two settings trained with the same seeds are *not* paired here: seeds are
+    exchangeable labels, and the conservative unpaired test is the one that does not
+    depend on which seed went where.
     """
     from scipy import stats
 
@@ -93,7 +108,9 @@ def welch(a: Sequence[float], b: Sequence[float]) -> Welch:
     va, vb = sa**2 / len(xa), sb**2 / len(xb)
     se = math.sqrt(va + vb)
     diff = ma - mb
-    if se == 0:  # every seed gave the same value in both groups: the difference is exact
+    if (
+        se == 0
+    ):  # every seed gave the same value in both groups: the difference is exact
         t = math.copysign(math.inf, diff) if diff else 0.0
         return Welch(diff, 0.0, t, math.inf, 0.0 if diff else 1.0, len(xa), len(xb))
     df = (va + vb) ** 2 / (va**2 / (len(xa) - 1) + vb**2 / (len(xb) - 1))
@@ -102,53 +119,80 @@ def welch(a: Sequence[float], b: Sequence[float]) -> Welch:
 
 
 def claim(statement: str, holds: bool, measured: str = "") -> None:
-    """Print ``claim holds: statement`` if ``holds``, else raise :class:`ClaimFailed` with ``measured``.
+    """Print ``claim holds: statement`` if ``holds``, else raise :class:`ClaimFailed`
+    with ``measured``.
 
-    ``statement`` must not contain run-dependent numbers: it is the line the tests compare.
+    ``statement`` must not contain run-dependent numbers: it is the line the tests
+    compare.
     """
     if not isinstance(statement, str) or not statement.strip():
         raise ValueError(f"a claim needs a statement, but got {statement!r}")
     if not holds:
-        raise ClaimFailed(f"claim fails: {statement}" + (f"; measured {measured}" if measured else ""))
+        raise ClaimFailed(
+            f"claim fails: {statement}" + (f"; measured {measured}" if measured else "")
+        )
     print(f"claim holds: {statement}")
 
 
-def claim_greater(a: Sequence[float], b: Sequence[float], statement: str, alpha: float = 0.01) -> Welch:
-    """Claim that mean(a) > mean(b) beyond noise: Welch's two-sided p < ``alpha`` and the sign right.
+def claim_greater(
+    a: Sequence[float], b: Sequence[float], statement: str, alpha: float = 0.01
+) -> Welch:
+    """Claim that mean(a) > mean(b) beyond noise: Welch's two-sided p < ``alpha`` and
+    the sign right.
 
-    The verdict names the test, the seed count and ``alpha``, never the measured numbers; the
-    returned :class:`Welch` has them for the prose (glue them in the cell that measured them).
+    The verdict names the test, the seed count and ``alpha``, never the measured
+    numbers; the returned :class:`Welch` has them for the prose (glue them in the cell
+    that measured them).
     """
     if not 0 < alpha < 1:
         raise ValueError(f"alpha has to be between 0 and 1, but got {alpha}")
     w = welch(a, b)
-    claim(f"{statement} (Welch test, {_seeds(w)}, p < {alpha:g})", w.diff > 0 and w.pvalue < alpha, str(w))
+    claim(
+        f"{statement} (Welch test, {_seeds(w)}, p < {alpha:g})",
+        w.diff > 0 and w.pvalue < alpha,
+        str(w),
+    )
     return w
 
 
-def claim_within_noise(a: Sequence[float], b: Sequence[float], statement: str, alpha: float = 0.01) -> Welch:
-    """Claim that mean(a) and mean(b) cannot be told apart: Welch's two-sided p >= ``alpha``.
+def claim_within_noise(
+    a: Sequence[float], b: Sequence[float], statement: str, alpha: float = 0.01
+) -> Welch:
+    """Claim that mean(a) and mean(b) cannot be told apart: Welch's two-sided p >=
+    ``alpha``.
 
-    This is the honest reading of a difference smaller than its own noise. It says nothing about
-    equality; the prose should give the difference with its standard error (``str(w)``).
+    This is the honest reading of a difference smaller than its own noise. It says
+    nothing about equality; the prose should give the difference with its standard error
+    (``str(w)``).
     """
     if not 0 < alpha < 1:
         raise ValueError(f"alpha has to be between 0 and 1, but got {alpha}")
     w = welch(a, b)
-    claim(f"{statement} (Welch test, {_seeds(w)}, p >= {alpha:g})", w.pvalue >= alpha, str(w))
+    claim(
+        f"{statement} (Welch test, {_seeds(w)}, p >= {alpha:g})",
+        w.pvalue >= alpha,
+        str(w),
+    )
     return w
 
 
 def claim_close(value: float, target: float, tol: float, statement: str) -> float:
-    """Claim that ``|value - target| <= tol``; ``tol`` should come from the data (a standard error,
+    """Claim that ``|value - target| <= tol``; ``tol`` should come from the data (a
+    standard error,
     a binomial bound), not from the value seen on one machine. Returns the deviation."""
     value, target, tol = float(value), float(target), float(tol)
     if not (math.isfinite(tol) and tol >= 0):
         raise ValueError(f"tol has to be a finite number >= 0, but got {tol}")
     if not math.isfinite(value):
-        raise ClaimFailed(f"claim fails: {statement}; measured a non-finite value {value}")
+        raise ClaimFailed(
+            f"claim fails: {statement}; measured a non-finite value {value}"
+        )
     dev = value - target
-    claim(statement, abs(dev) <= tol, f"{value:.6g}, {dev:+.3g} from {target:.6g}, tolerance {tol:.3g}")
+    claim(
+        statement,
+        abs(dev) <= tol,
+        f"{value:.6g}, {dev:+.3g} from {target:.6g}, tolerance {tol:.3g}",
+    )
     return dev
 
 
@@ -157,11 +201,13 @@ def _seeds(w: Welch) -> str:
 
 
 def glue(name: str, value, display: bool = False) -> None:
-    """myst-nb's ``glue``: store ``value`` under ``name`` for ``{glue:text}`name``` in the prose.
+    """myst-nb's ``glue``: store ``value`` under ``name`` for ``{glue:text}`name``` in
+    the prose.
 
-    It is myst-nb's own function where myst-nb is installed; elsewhere (Colab) it stores the value
-    in the same output format, so a chapter runs the same everywhere. Glue in the cell that
-    computed the value: a float's digits depend on the CPU, and that cell's output is not compared.
+    It is myst-nb's own function where myst-nb is installed; elsewhere (Colab) it stores
+    the value in the same output format, so a chapter runs the same everywhere. Glue in
+    the cell that computed the value: a float's digits depend on the CPU, and that
+    cell's output is not compared.
     """
     try:
         from myst_nb import glue as myst_glue
@@ -172,6 +218,8 @@ def glue(name: str, value, display: bool = False) -> None:
         bundle, metadata = format_display_data(value)
         prefix = "" if display else "application/papermill.record/"
         metadata["scrapbook"] = {"name": name, "mime_prefix": prefix}
-        ipy_display({prefix + k: v for k, v in bundle.items()}, raw=True, metadata=metadata)
+        ipy_display(
+            {prefix + k: v for k, v in bundle.items()}, raw=True, metadata=metadata
+        )
         return
     myst_glue(name, value, display=display)

@@ -29,7 +29,9 @@ class MNIST1D(d2l.DataModule):
         _check_positive_int(batch_size, "batch_size")
         _check_positive_int(num_samples, "num_samples")
         if num_samples % 10:
-            raise ValueError(f"num_samples must be a multiple of 10 (one tenth per class), but got {num_samples}")
+            raise ValueError(
+                f"num_samples must be a multiple of 10 (one tenth per class), but got {num_samples}"
+            )
         self.save_hyperparameters()
         from mnist1d.data import get_dataset_args, make_dataset
 
@@ -41,8 +43,12 @@ class MNIST1D(d2l.DataModule):
         finally:
             random.setstate(state[0])
             np.random.set_state(state[1])
-        self.X = torch.tensor(np.concatenate([data["x"], data["x_test"]]), dtype=torch.float32).unsqueeze(1)
-        self.y = torch.tensor(np.concatenate([data["y"], data["y_test"]]), dtype=torch.int64)
+        self.X = torch.tensor(
+            np.concatenate([data["x"], data["x_test"]]), dtype=torch.float32
+        ).unsqueeze(1)
+        self.y = torch.tensor(
+            np.concatenate([data["y"], data["y_test"]]), dtype=torch.int64
+        )
         self.num_train = len(data["y"])
 
     def get_dataloader(self, train):
@@ -65,10 +71,16 @@ class Digits(d2l.DataModule):
 
         images, labels = load_digits(return_X_y=True)
         if num_train >= len(labels):
-            raise ValueError(f"num_train must leave images for validation (< {len(labels)}), but got {num_train}")
+            raise ValueError(
+                f"num_train must leave images for validation (< {len(labels)}), but got {num_train}"
+            )
         self.save_hyperparameters()
-        order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))
-        self.X = torch.tensor(images, dtype=torch.float32).reshape(-1, 1, 8, 8)[order] / 16
+        order = torch.randperm(
+            len(labels), generator=torch.Generator().manual_seed(seed)
+        )
+        self.X = (
+            torch.tensor(images, dtype=torch.float32).reshape(-1, 1, 8, 8)[order] / 16
+        )
         self.y = torch.tensor(labels, dtype=torch.int64)[order]
 
     def get_dataloader(self, train):

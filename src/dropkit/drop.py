@@ -12,7 +12,9 @@ def _check_p(p, name="p"):
     """Return p as a float, or raise ValueError naming the bad value."""
     # NaN fails both comparisons; bool is a Number but never a probability.
     if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0.0 <= p <= 1.0:
-        raise ValueError(f"dropout probability {name} has to be a real number between 0 and 1, but got {p!r}")
+        raise ValueError(
+            f"dropout probability {name} has to be a real number between 0 and 1, but got {p!r}"
+        )
     return float(p)
 
 
@@ -42,7 +44,9 @@ class _MaskedScale(torch.autograd.Function):
         (mask,) = ctx.saved_tensors
         noise = mask.to(grad.dtype)
         if ctx.keep != 1.0:
-            noise.div_(ctx.keep)  # the very noise of forward, rebuilt from one byte per entry
+            noise.div_(
+                ctx.keep
+            )  # the very noise of forward, rebuilt from one byte per entry
         return grad * noise, None, None
 
 
@@ -54,7 +58,9 @@ def _drop(x, p, shape, scale, generator):
         return x.masked_fill(x.new_ones((), dtype=torch.bool), 0)
     # empty_like keeps x's memory layout (channels_last, transposed), as F.dropout does, so the
     # same seed gives the same mask bit for bit.
-    noise = torch.empty_like(x) if tuple(shape) == tuple(x.shape) else x.new_empty(shape)
+    noise = (
+        torch.empty_like(x) if tuple(shape) == tuple(x.shape) else x.new_empty(shape)
+    )
     noise.bernoulli_(keep, generator=generator)
     return _MaskedScale.apply(x, noise, keep if scale else 1.0)
 
@@ -66,7 +72,9 @@ def _noise_shape(x, noise_shape):
     try:
         entries = tuple(noise_shape)
     except TypeError:
-        raise TypeError(f"noise_shape must be a sequence of ints and None, but got {noise_shape!r}") from None
+        raise TypeError(
+            f"noise_shape must be a sequence of ints and None, but got {noise_shape!r}"
+        ) from None
     if len(entries) != x.dim():
         raise ValueError(
             f"noise_shape must have one entry per dimension of x ({x.dim()}), but got "
@@ -76,7 +84,11 @@ def _noise_shape(x, noise_shape):
     for axis, (n, size) in enumerate(zip(entries, x.shape)):
         if n is None:
             n = size
-        elif isinstance(n, bool) or not isinstance(n, numbers.Integral) or n not in (1, size):
+        elif (
+            isinstance(n, bool)
+            or not isinstance(n, numbers.Integral)
+            or n not in (1, size)
+        ):
             raise ValueError(
                 f"noise_shape[{axis}] must be 1 (share the mask along axis {axis}), None or the axis "
                 f"size {size}, but got {n!r}"
@@ -170,11 +182,19 @@ def spatial_dropout(x, p=0.5, training=True, *, channel_dim=1, generator=None):
         raise ValueError(
             f"spatial_dropout expects a batched input (N, C, ...) with at least 2 dims, but got shape {tuple(x.shape)}"
         )
-    if isinstance(channel_dim, bool) or not isinstance(channel_dim, numbers.Integral) or not -x.dim() <= channel_dim < x.dim():
-        raise ValueError(f"channel_dim must be an axis of the {x.dim()}-D input, but got {channel_dim!r}")
+    if (
+        isinstance(channel_dim, bool)
+        or not isinstance(channel_dim, numbers.Integral)
+        or not -x.dim() <= channel_dim < x.dim()
+    ):
+        raise ValueError(
+            f"channel_dim must be an axis of the {x.dim()}-D input, but got {channel_dim!r}"
+        )
     c = channel_dim % x.dim()
     if c == 0:
-        raise ValueError(f"channel_dim={channel_dim} is the batch dimension; channels are another axis")
+        raise ValueError(
+            f"channel_dim={channel_dim} is the batch dimension; channels are another axis"
+        )
     if not training or p == 0.0:
         return x
     shape = [1] * x.dim()
@@ -213,7 +233,9 @@ def drop_path(x, p=0.0, training=True, *, scale_by_keep=True, generator=None):
     p = _check_p(p)
     _check_input(x, "drop_path")
     if x.dim() < 1:
-        raise ValueError("drop_path expects a batched input (N, ...), but got a 0-dim tensor")
+        raise ValueError(
+            "drop_path expects a batched input (N, ...), but got a 0-dim tensor"
+        )
     if not training or p == 0.0:
         return x
     shape = (x.shape[0],) + (1,) * (x.dim() - 1)

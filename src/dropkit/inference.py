@@ -9,7 +9,6 @@ from torch import nn
 
 from dropkit.drop import _DropoutBase
 
-
 # dropkit's Dropout, SpatialDropout and DropPath, and torch's Dropout, Dropout1d/2d/3d, AlphaDropout.
 _DROPOUT_TYPES = (_DropoutBase, nn.modules.dropout._DropoutNd)
 
@@ -40,9 +39,13 @@ def mc_predict(model, x, k, *, softmax=True):
     Gal & Ghahramani, ICML 2016; Srivastava et al., JMLR 2014, Section 7.5.
     """
     if not isinstance(model, nn.Module):
-        raise TypeError(f"mc_predict expects a torch.nn.Module, but got {type(model).__name__}")
+        raise TypeError(
+            f"mc_predict expects a torch.nn.Module, but got {type(model).__name__}"
+        )
     if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k <= 0:
-        raise ValueError(f"k, the number of stochastic passes, must be a positive integer, but got {k!r}")
+        raise ValueError(
+            f"k, the number of stochastic passes, must be a positive integer, but got {k!r}"
+        )
     droppers = [m for m in model.modules() if isinstance(m, _DROPOUT_TYPES)]
     if not droppers:
         raise ValueError(

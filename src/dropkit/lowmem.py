@@ -10,7 +10,6 @@ from torch import Tensor, nn
 
 from dropkit.drop import _check_input, _check_p
 
-
 _MASK32 = 0xFFFFFFFF
 # lowbias32's multipliers as int32 bit patterns (0x846CA68B does not fit a signed int32).
 _M1, _M2 = 0x7FEB352D, 0x846CA68B - (1 << 32)
@@ -36,7 +35,13 @@ def _unsigned(h):
 
 def _seed_key(seed, device):
     """lowbias32 of a seed in [0, 2**32), as an int32 scalar tensor."""
-    return _lowbias32(torch.tensor(seed - (1 << 32) if seed >= 1 << 31 else seed, dtype=torch.int32, device=device))
+    return _lowbias32(
+        torch.tensor(
+            seed - (1 << 32) if seed >= 1 << 31 else seed,
+            dtype=torch.int32,
+            device=device,
+        )
+    )
 
 
 def _keep_mask(numel, shape, key, threshold, device):
@@ -64,7 +69,9 @@ def _fused(t, key, threshold, scale):
             # Inductor's CPU backend logs a harmless "no CUDA runtime" note on CPU-only builds.
             logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
             _compiled = torch.compile(_apply_mask, dynamic=None)
-            _compiled(torch.zeros(2), key, threshold, scale)  # fails here if no compiler works
+            _compiled(
+                torch.zeros(2), key, threshold, scale
+            )  # fails here if no compiler works
         except Exception:  # no C++ compiler, unsupported platform, ...: stay eager
             _compiled = _apply_mask
     return _compiled(t, key, threshold, scale)
@@ -81,7 +88,13 @@ class _LowMemDropout(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         f = _fused if ctx.fused else _apply_mask
-        return f(grad.contiguous(), ctx.key, ctx.threshold, ctx.scale), None, None, None, None
+        return (
+            f(grad.contiguous(), ctx.key, ctx.threshold, ctx.scale),
+            None,
+            None,
+            None,
+            None,
+        )
 
 
 def lowmem_dropout(x, p=0.5, training=True, *, seed, compile=True):
@@ -107,16 +120,24 @@ def lowmem_dropout(x, p=0.5, training=True, *, seed, compile=True):
     """
     p = _check_p(p)
     _check_input(x, "lowmem_dropout")
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed <= _MASK32:
+    if (
+        isinstance(seed, bool)
+        or not isinstance(seed, numbers.Integral)
+        or not 0 <= seed <= _MASK32
+    ):
         raise ValueError(f"seed must be an integer in [0, 2**32), but got {seed!r}")
     if x.numel() > 1 << 31:
-        raise ValueError(f"lowmem_dropout indexes elements with int32; x has {x.numel()} elements, more than 2**31")
+        raise ValueError(
+            f"lowmem_dropout indexes elements with int32; x has {x.numel()} elements, more than 2**31"
+        )
     if not training or p == 0.0:
         return x
     if p == 1.0:
         return x.masked_fill(x.new_ones((), dtype=torch.bool), 0)
     key = _seed_key(int(seed), x.device)
-    threshold = torch.tensor(min(round(p * 2**32), _MASK32) + _SIGN, dtype=torch.int32, device=x.device)
+    threshold = torch.tensor(
+        min(round(p * 2**32), _MASK32) + _SIGN, dtype=torch.int32, device=x.device
+    )
     scale = torch.tensor(1.0 / (1.0 - p), dtype=x.dtype, device=x.device)
     return _LowMemDropout.apply(x.contiguous(), key, threshold, scale, bool(compile))
 
@@ -129,7 +150,11 @@ class LowMemDropout(nn.Module):
     def __init__(self, p=0.5, seed=0):
         super().__init__()
         self.p = _check_p(p)
-        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed <= _MASK32:
+        if (
+            isinstance(seed, bool)
+            or not isinstance(seed, numbers.Integral)
+            or not 0 <= seed <= _MASK32
+        ):
             raise ValueError(f"seed must be an integer in [0, 2**32), but got {seed!r}")
         self.seed = int(seed)
         self.calls = 0

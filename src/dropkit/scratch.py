@@ -9,7 +9,9 @@ import numpy as np
 
 def _check_mode(p, mode):
     if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0.0 <= p <= 1.0:
-        raise ValueError(f"dropout probability p has to be a real number between 0 and 1, but got {p!r}")
+        raise ValueError(
+            f"dropout probability p has to be a real number between 0 and 1, but got {p!r}"
+        )
     if mode not in ("train", "test"):
         raise ValueError(f"mode must be 'train' or 'test', but got {mode!r}")
 
@@ -24,11 +26,15 @@ def dropout_forward(x, p, mode, seed=None):
     _check_mode(p, mode)
     x = np.asarray(x)
     if not np.issubdtype(x.dtype, np.floating):
-        raise TypeError(f"dropout_forward expects a floating-point array, but got dtype {x.dtype}")
+        raise TypeError(
+            f"dropout_forward expects a floating-point array, but got dtype {x.dtype}"
+        )
     if mode == "test" or p == 0.0:
         return x, (p, mode, None)
     keep = 1.0 - p
-    mask = np.random.default_rng(seed).random(x.shape) < keep  # bool: one byte per entry
+    mask = (
+        np.random.default_rng(seed).random(x.shape) < keep
+    )  # bool: one byte per entry
     out = x * mask / keep if keep > 0 else np.zeros_like(x)
     return out, (p, mode, mask)
 

@@ -9,7 +9,9 @@ import torch
 from dropkit.drop import _check_input, _check_p
 
 
-def drop_path_residual(x, branch, p=0.0, training=True, *, scale_by_keep=True, generator=None):
+def drop_path_residual(
+    x, branch, p=0.0, training=True, *, scale_by_keep=True, generator=None
+):
     """``x + drop_path(branch(x), p)``, evaluating ``branch`` only on the samples it keeps.
 
     DropPath multiplies a whole sample's branch output by zero; computing it first is wasted work.
@@ -27,19 +29,27 @@ def drop_path_residual(x, branch, p=0.0, training=True, *, scale_by_keep=True, g
     p = _check_p(p)
     _check_input(x, "drop_path_residual")
     if not callable(branch):
-        raise TypeError(f"branch must be callable (e.g. an nn.Module), but got {type(branch).__name__}")
+        raise TypeError(
+            f"branch must be callable (e.g. an nn.Module), but got {type(branch).__name__}"
+        )
     if x.dim() < 1:
-        raise ValueError("drop_path_residual expects a batched input (N, ...), but got a 0-dim tensor")
+        raise ValueError(
+            "drop_path_residual expects a batched input (N, ...), but got a 0-dim tensor"
+        )
     if not training or p == 0.0:
         return x + branch(x)
     keep = 1.0 - p
-    noise = x.new_empty((x.shape[0],) + (1,) * (x.dim() - 1)).bernoulli_(keep, generator=generator)
+    noise = x.new_empty((x.shape[0],) + (1,) * (x.dim() - 1)).bernoulli_(
+        keep, generator=generator
+    )
     kept = noise.view(-1).nonzero().view(-1)
     if kept.numel() == 0:
         return x
     out = branch(x.index_select(0, kept))
     if out.shape[1:] != x.shape[1:]:
-        raise ValueError(f"branch must keep the shape of a sample {tuple(x.shape[1:])}, but returned {tuple(out.shape[1:])}")
+        raise ValueError(
+            f"branch must keep the shape of a sample {tuple(x.shape[1:])}, but returned {tuple(out.shape[1:])}"
+        )
     if scale_by_keep:
         out = out / keep
     return x.index_add(0, kept, out)

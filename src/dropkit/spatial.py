@@ -2,11 +2,10 @@
 # Edit those cells, not this file.
 
 
-from torch import nn
 from d2l import torch as d2l
+from torch import nn
 
 from dropkit.drop import Dropout, SpatialDropout
-
 
 DROPOUT_KINDS = ("none", "element", "spatial")
 
@@ -15,7 +14,9 @@ def make_dropout(kind, p):
     """The dropout layer that follows a conv layer: ``'none'`` (identity), ``'element'``
     (:class:`~dropkit.Dropout`) or ``'spatial'`` (:class:`~dropkit.SpatialDropout`, whole channels)."""
     if kind not in DROPOUT_KINDS:
-        raise ValueError(f"dropout kind must be one of {DROPOUT_KINDS}, but got {kind!r}")
+        raise ValueError(
+            f"dropout kind must be one of {DROPOUT_KINDS}, but got {kind!r}"
+        )
     if kind == "none" or p == 0:
         return nn.Identity()
     return Dropout(p) if kind == "element" else SpatialDropout(p)
@@ -30,7 +31,13 @@ class ConvNet1d(d2l.Classifier):
         super().__init__()
         self.save_hyperparameters()
         self.net = nn.Sequential(
-            nn.Conv1d(1, channels, 5, padding=2), nn.ReLU(), make_dropout(dropout, p),
-            nn.Conv1d(channels, channels, 5, padding=2), nn.ReLU(), make_dropout(dropout, p),
-            nn.MaxPool1d(2), nn.Flatten(), nn.LazyLinear(num_outputs),
+            nn.Conv1d(1, channels, 5, padding=2),
+            nn.ReLU(),
+            make_dropout(dropout, p),
+            nn.Conv1d(channels, channels, 5, padding=2),
+            nn.ReLU(),
+            make_dropout(dropout, p),
+            nn.MaxPool1d(2),
+            nn.Flatten(),
+            nn.LazyLinear(num_outputs),
         )

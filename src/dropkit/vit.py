@@ -4,9 +4,9 @@
 
 import numbers
 
+import torch
 from torch import nn
 from torch.nn import functional as F
-import torch
 
 from dropkit.drop import DropPath, _check_p
 
@@ -24,14 +24,20 @@ class Attention(nn.Module):
         _check_positive_int(dim, "dim")
         _check_positive_int(num_heads, "num_heads")
         if dim % num_heads:
-            raise ValueError(f"dim must be divisible by num_heads, but got dim={dim}, num_heads={num_heads}")
+            raise ValueError(
+                f"dim must be divisible by num_heads, but got dim={dim}, num_heads={num_heads}"
+            )
         self.num_heads, self.head_dim = num_heads, dim // num_heads
         self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
         self.proj = nn.Linear(dim, dim)
 
     def forward(self, x):
         n, t, d = x.shape
-        qkv = self.qkv(x).reshape(n, t, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        qkv = (
+            self.qkv(x)
+            .reshape(n, t, 3, self.num_heads, self.head_dim)
+            .permute(2, 0, 3, 1, 4)
+        )
         q, k, v = qkv.unbind(0)  # each (N, heads, tokens, head_dim)
         x = F.scaled_dot_product_attention(q, k, v)
         return self.proj(x.transpose(1, 2).reshape(n, t, d))
@@ -76,10 +82,25 @@ class ViTBlock(nn.Module):
     Huang et al., ECCV 2016; Dosovitskiy et al., ICLR 2021.
     """
 
-    def __init__(self, dim, num_heads, mlp_ratio=4.0, drop_path=0.0, *, qkv_bias=False, skip_dropped=False):
+    def __init__(
+        self,
+        dim,
+        num_heads,
+        mlp_ratio=4.0,
+        drop_path=0.0,
+        *,
+        qkv_bias=False,
+        skip_dropped=False,
+    ):
         super().__init__()
-        if isinstance(mlp_ratio, bool) or not isinstance(mlp_ratio, numbers.Real) or not mlp_ratio > 0:
-            raise ValueError(f"mlp_ratio must be a positive number, but got {mlp_ratio!r}")
+        if (
+            isinstance(mlp_ratio, bool)
+            or not isinstance(mlp_ratio, numbers.Real)
+            or not mlp_ratio > 0
+        ):
+            raise ValueError(
+                f"mlp_ratio must be a positive number, but got {mlp_ratio!r}"
+            )
         drop_path = _check_p(drop_path, "drop_path")
         self.dim = dim
         self.norm1 = nn.LayerNorm(dim, eps=1e-6)
@@ -92,9 +113,17 @@ class ViTBlock(nn.Module):
 
     def forward(self, x):
         if x.dim() != 3 or x.shape[-1] != self.dim:
-            raise ValueError(f"ViTBlock expects input of shape (N, tokens, {self.dim}), but got {tuple(x.shape)}")
-        if self.skip_dropped and self.training and isinstance(self.drop_path1, DropPath):
-            from dropkit.skip import drop_path_residual  # chapter 6's work-skipping DropPath
+            raise ValueError(
+                f"ViTBlock expects input of shape (N, tokens, {self.dim}), but got {tuple(x.shape)}"
+            )
+        if (
+            self.skip_dropped
+            and self.training
+            and isinstance(self.drop_path1, DropPath)
+        ):
+            from dropkit.skip import (
+                drop_path_residual,  # chapter 6's work-skipping DropPath
+            )
 
             p = self.drop_path1.p
             x = drop_path_residual(x, lambda t: self.attn(self.norm1(t)), p)
