@@ -49,7 +49,8 @@ import sys
 
 if "google.colab" in sys.modules:
     %pip install -q --no-deps d2l=={d2l}
-    %pip install -q mnist1d=={mnist1d} "dropkit @ git+{url}@{branch}\""""
+    %pip install -q mnist1d=={mnist1d}
+    %pip install -q "dropkit @ git+{url}@{branch}\""""
 
 
 class SyncError(Exception):

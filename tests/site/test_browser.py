@@ -129,3 +129,34 @@ def test_next_buttons_walk_the_toc(tab, server, html):
         href = tab.evaluate("(document.querySelector('a.right-next') || {}).href")
         assert href, f"{here}.html has no 'next' link"
         assert urlsplit(href).path == f"/{there}.html", f"{here}.html's 'next' goes to {href}, not {there}"
+
+
+def test_code_fits_the_column(tab, server, html):
+    """No code cell or output scrolls sideways: each block's scroll width fits its box."""
+    for doc in chapters():
+        load(tab, server, doc)
+        wide = tab.evaluate(
+            "Array.from(document.querySelectorAll('main pre'))"
+            ".filter(e => e.scrollWidth > e.clientWidth + 1)"
+            ".map(e => e.textContent.split('\\n').reduce("
+            "(a, b) => (b.length > a.length ? b : a), '').slice(0, 90))"
+        )
+        assert not wide, f"{doc}.html: code blocks that scroll sideways, widest lines: {wide}"
+
+
+def test_each_chapter_downloads_as_a_notebook_with_outputs(tab, server, html):
+    """The download button offers the chapter's .ipynb, stored with its outputs."""
+    for doc in chapters():
+        load(tab, server, doc)
+        name = doc.rsplit("/", 1)[-1]
+        href = tab.evaluate(
+            f"(Array.from(document.querySelectorAll('a')).find(a =>"
+            f" a.getAttribute('href') && a.getAttribute('href').endsWith('/{name}.ipynb')"
+            " && a.getAttribute('href').includes('_sources')) || {}).href"
+        )
+        assert href, f"{doc}.html offers no download of {name}.ipynb"
+        counts = tab.evaluate(
+            f"fetch({href!r}).then(r => r.json()).then(nb => [nb.cells.length,"
+            " nb.cells.filter(c => (c.outputs || []).length).length])"
+        )
+        assert counts[0] > 0 and counts[1] > 0, f"{href} has no cells with outputs: {counts}"
