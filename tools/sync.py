@@ -4,10 +4,10 @@ The chapters are the single source of the library. A code cell whose first line 
 
     # @save MODULE
 
-(d2l's ``#@save``, as ruff formats it; both spellings are read) is library code: this script writes all such cells, in table-of-contents order, into
-src/dropkit/MODULE.py (imports hoisted to the top and deduplicated). It also rewrites
-the first code cell of every chapter, the Colab set-up cell, from the repository named
-in _config.yml.
+(d2l's ``#@save``, as ruff formats it; both spellings are read) is library code: this
+script writes all such cells, in table-of-contents order, into src/dropkit/MODULE.py
+(imports hoisted to the top and deduplicated). It also rewrites the first code cell of
+every chapter, the Colab set-up cell, from the repository named in _config.yml.
 
     python tools/sync.py          # write src/dropkit and the Colab cells
     python tools/sync.py --check  # change nothing; exit 1 and say what differs
