@@ -52,8 +52,10 @@ lint: $(VENV)/.installed
 unit: $(VENV)/.installed
 	$(PY) -m pytest tests
 
-# Both runs against the same stored outputs; `make -j2 chapters` runs them side by side.
-chapters: cells chapters-native chapters-dispatch2
+# Both runs against the same stored outputs, side by side (the chapters use one or two threads
+# each); each run's log is printed whole when it ends.
+chapters: cells
+	$(MAKE) --no-print-directory -j2 --output-sync=target chapters-native chapters-dispatch2
 
 chapters-native: $(VENV)/.installed
 	$(PY) $(NBVAL)

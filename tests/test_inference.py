@@ -6,14 +6,24 @@ from scipy.stats import binomtest
 from torch import nn
 
 import dropkit
-from dropkit import DropPath, Dropout, SpatialDropout, mc_predict
+from dropkit import (
+    AlphaDropout,
+    Dropout,
+    DropPath,
+    FeatureAlphaDropout,
+    GaussianDropout,
+    SpatialDropout,
+    mc_predict,
+)
 
 ALPHA = 1e-9  # false-alarm probability of each statistical test
 
 
 def bn_net(drop):
     torch.manual_seed(0)
-    net = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.ReLU(), drop, nn.Linear(8, 3))
+    net = nn.Sequential(
+        nn.Linear(4, 8), nn.BatchNorm1d(8), nn.ReLU(), drop, nn.Linear(8, 3)
+    )
     net.train()
     net(torch.randn(16, 4))  # non-trivial running statistics
     net.eval()
@@ -38,7 +48,9 @@ class TestMcPredict:
             ref = torch.stack([ref_net(x).softmax(-1) for _ in range(7)]).mean(0)
         torch.manual_seed(1)
         out = mc_predict(net, x, 7)
-        assert torch.allclose(out, ref, atol=1e-6), f"max difference {(out - ref).abs().max()}"
+        assert torch.allclose(out, ref, atol=1e-6), (
+            f"max difference {(out - ref).abs().max()}"
+        )
 
     def test_softmax_false_averages_raw_outputs(self):
         net, ref_net, x = bn_net(Dropout(0.5)), bn_net(Dropout(0.5)), torch.randn(10, 4)
@@ -55,7 +67,9 @@ class TestMcPredict:
         with torch.no_grad():
             det = net(x).softmax(-1)
         torch.manual_seed(3)
-        assert not torch.allclose(mc_predict(net, x, 1), det), "dropout was not active during the pass"
+        assert not torch.allclose(mc_predict(net, x, 1), det), (
+            "dropout was not active during the pass"
+        )
 
     def test_batchnorm_frozen_and_modes_restored(self):
         net = bn_net(Dropout(0.5))
@@ -65,7 +79,9 @@ class TestMcPredict:
         stats = [b.clone() for b in net[1].buffers()]
         mc_predict(net, torch.randn(10, 4), 3)
         assert [m.training for m in net.modules()] == modes
-        assert all(torch.equal(a, b) for a, b in zip(stats, net[1].buffers())), "BatchNorm statistics changed"
+        assert all(torch.equal(a, b) for a, b in zip(stats, net[1].buffers())), (
+            "BatchNorm statistics changed"
+        )
 
     def test_modes_restored_when_a_pass_raises(self):
         net = bn_net(Dropout(0.5))
@@ -76,7 +92,18 @@ class TestMcPredict:
 
     @pytest.mark.parametrize(
         "drop",
-        [Dropout(0.5), SpatialDropout(0.5), DropPath(0.5), nn.Dropout(0.5), nn.Dropout1d(0.5), nn.AlphaDropout(0.5)],
+        [
+            Dropout(0.5),
+            SpatialDropout(0.5),
+            DropPath(0.5),
+            AlphaDropout(0.5),
+            FeatureAlphaDropout(0.5),
+            GaussianDropout(0.5),
+            nn.Dropout(0.5),
+            nn.Dropout1d(0.5),
+            nn.AlphaDropout(0.5),
+            nn.FeatureAlphaDropout(0.5),
+        ],
         ids=lambda m: type(m).__name__,
     )
     def test_switches_every_dropout_type(self, drop):
@@ -86,7 +113,9 @@ class TestMcPredict:
         with torch.no_grad():
             det = net(x)
         torch.manual_seed(4)
-        assert not torch.allclose(mc_predict(net, x, 1, softmax=False), det), f"{type(drop).__name__} stayed off"
+        assert not torch.allclose(mc_predict(net, x, 1, softmax=False), det), (
+            f"{type(drop).__name__} stayed off"
+        )
         assert not net[1].training
 
     def test_no_grad(self):
@@ -94,8 +123,9 @@ class TestMcPredict:
         assert not mc_predict(net, torch.randn(3, 4), 2).requires_grad
 
     def test_mean_converges_to_expectation_for_a_linear_model(self):
-        # For a linear layer after dropout, E[output] is the weight-scaled output: check the mean of many
-        # passes. Each pass on ones keeps a unit with probability 1/2, a binomial count we can test.
+        # For a linear layer after dropout, E[output] is the weight-scaled output:
+        # check the mean of many passes. Each pass on ones keeps a unit with
+        # probability 1/2, a binomial count we can test.
         torch.manual_seed(5)
         net = nn.Sequential(Dropout(0.5), nn.Linear(1, 1, bias=False))
         with torch.no_grad():
@@ -103,11 +133,15 @@ class TestMcPredict:
         n = 20_000
         out = mc_predict(net, torch.ones(1, 1), n, softmax=False)
         kept = round(float(out) * n)
-        assert binomtest(kept, n, 0.5).pvalue > ALPHA, f"{kept} of {n} passes kept the unit"
+        assert binomtest(kept, n, 0.5).pvalue > ALPHA, (
+            f"{kept} of {n} passes kept the unit"
+        )
 
     @pytest.mark.parametrize("k", [0, -3, 2.5, True, "5", None])
     def test_bad_k_raises(self, k):
-        with pytest.raises(ValueError, match=f"but got {k!r}".replace("(", r"\(").replace(")", r"\)")):
+        with pytest.raises(
+            ValueError, match=f"but got {k!r}".replace("(", r"\(").replace(")", r"\)")
+        ):
             mc_predict(bn_net(Dropout(0.5)), torch.randn(2, 4), k)
 
     def test_numpy_integer_k_accepted(self):
@@ -123,3 +157,94 @@ class TestMcPredict:
     def test_no_dropout_module_raises(self):
         with pytest.raises(ValueError, match="no dropout module"):
             mc_predict(nn.Linear(4, 3), torch.randn(2, 4), 3)
+
+
+def every_dropout_net():
+    """BatchNorm and one dropout module of each family, torch's and dropkit's, on 4-D
+    activations."""
+    torch.manual_seed(0)
+    net = nn.Sequential(
+        nn.Conv2d(2, 4, 3, padding=1),
+        nn.BatchNorm2d(4),
+        nn.ReLU(),
+        nn.Dropout(0.2),
+        nn.Dropout2d(0.2),
+        nn.Dropout3d(0.2),
+        nn.AlphaDropout(0.2),
+        nn.FeatureAlphaDropout(0.2),
+        Dropout(0.2),
+        SpatialDropout(0.2),
+        DropPath(0.2),
+        AlphaDropout(0.2),
+        FeatureAlphaDropout(0.2),
+        GaussianDropout(0.2),
+        nn.Flatten(),
+        nn.Linear(4 * 5 * 5, 3),
+    )
+    net.train()
+    net(torch.randn(8, 2, 5, 5))
+    return net.eval()
+
+
+class TestEveryDropoutSwitchedOn:
+    def test_all_dropout_modules_on_and_batchnorm_off_during_passes(self):
+        net = every_dropout_net()
+        seen = {}
+        for name, m in net.named_modules():
+            if name:
+                m.register_forward_pre_hook(
+                    lambda mod, inp, name=name: seen.setdefault(name, set()).add(
+                        mod.training
+                    )
+                )
+        mc_predict(net, torch.randn(4, 2, 5, 5), 3)
+        dropouts = [
+            n
+            for n, m in net.named_modules()
+            if isinstance(m, (nn.modules.dropout._DropoutNd, dropkit.drop._DropoutBase))
+        ]
+        assert len(dropouts) == 11
+        off = [
+            f"{n} ({type(net.get_submodule(n)).__name__})"
+            for n in dropouts
+            if seen[n] != {True}
+        ]
+        assert not off, f"dropout modules left in eval mode during the passes: {off}"
+        others = [n for n in seen if n not in dropouts and seen[n] != {False}]
+        assert not others, (
+            f"non-dropout modules in training mode during the passes: {others}"
+        )
+        assert not any(m.training for m in net.modules()), "modes not restored"
+
+    def test_equals_mean_of_passes_with_every_dropout_on(self):
+        net, ref_net, x = (
+            every_dropout_net(),
+            every_dropout_net(),
+            torch.randn(4, 2, 5, 5),
+        )
+        for m in ref_net.modules():
+            if isinstance(
+                m, (nn.modules.dropout._DropoutNd, dropkit.drop._DropoutBase)
+            ):
+                m.train()
+        torch.manual_seed(6)
+        with torch.no_grad():
+            ref = torch.stack([ref_net(x).softmax(-1) for _ in range(5)]).mean(0)
+        torch.manual_seed(6)
+        assert torch.allclose(mc_predict(net, x, 5), ref, atol=1e-6)
+
+    def test_only_nn_dropout_on_differs(self):
+        # The usual wrong answer: switching on nn.Dropout alone gives another result.
+        net, wrong_net, x = (
+            every_dropout_net(),
+            every_dropout_net(),
+            torch.randn(4, 2, 5, 5),
+        )
+        for m in wrong_net.modules():
+            if isinstance(m, nn.Dropout):
+                m.train()
+        torch.manual_seed(6)
+        with torch.no_grad():
+            wrong = torch.stack([wrong_net(x).softmax(-1) for _ in range(5)]).mean(0)
+        torch.manual_seed(6)
+        assert not torch.allclose(mc_predict(net, x, 5), wrong, atol=1e-4)

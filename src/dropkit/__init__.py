@@ -4,7 +4,9 @@ Re-exported here (they need only torch):
 
 - chapter 1: :func:`dropout`, :func:`spatial_dropout`, :func:`drop_path` and their modules
   (:mod:`dropkit.drop`); the numpy version is :mod:`dropkit.scratch`;
-- chapter 2: :func:`mc_predict`, Monte-Carlo dropout (:mod:`dropkit.inference`);
+- chapter 2: :func:`mc_predict`, Monte-Carlo dropout (:mod:`dropkit.inference`), and the noises
+  that keep the mean and variance: :func:`alpha_dropout`, :func:`feature_alpha_dropout`,
+  :func:`gaussian_dropout` and their modules (:mod:`dropkit.drop`);
 - chapter 5: :class:`ViTBlock` and :func:`drop_path_rates` (:mod:`dropkit.vit`);
 - chapter 6: :func:`lowmem_dropout` / :class:`LowMemDropout` (:mod:`dropkit.lowmem`) and
   :func:`drop_path_residual` (:mod:`dropkit.skip`).
@@ -20,6 +22,14 @@ import importlib
 
 from dropkit import scratch
 from dropkit.drop import DropPath, Dropout, SpatialDropout, drop_path, dropout, spatial_dropout
+from dropkit.drop import (  # chapter 2: noise that keeps the mean and the variance
+    AlphaDropout,
+    FeatureAlphaDropout,
+    GaussianDropout,
+    alpha_dropout,
+    feature_alpha_dropout,
+    gaussian_dropout,
+)
 from dropkit.inference import mc_predict
 from dropkit.lowmem import LowMemDropout, lowmem_dropout
 from dropkit.skip import drop_path_residual
@@ -28,6 +38,12 @@ from dropkit.vit import ViTBlock, drop_path_rates
 __version__ = "0.1.0"
 
 __all__ = [
+    "AlphaDropout",
+    "FeatureAlphaDropout",
+    "GaussianDropout",
+    "alpha_dropout",
+    "feature_alpha_dropout",
+    "gaussian_dropout",
     "DropPath",
     "Dropout",
     "LowMemDropout",

@@ -9,31 +9,42 @@ from torch import nn
 
 from dropkit.drop import _DropoutBase
 
-# dropkit's Dropout, SpatialDropout and DropPath, and torch's Dropout, Dropout1d/2d/3d, AlphaDropout.
+# Every dropkit dropout module (Dropout, SpatialDropout, DropPath, AlphaDropout,
+# GaussianDropout, ...) and every torch one (Dropout, Dropout1d/2d/3d, AlphaDropout,
+# FeatureAlphaDropout).
 _DROPOUT_TYPES = (_DropoutBase, nn.modules.dropout._DropoutNd)
 
 
 def mc_predict(model, x, k, *, softmax=True):
-    """Monte-Carlo dropout: the mean over ``k`` stochastic forward passes of ``model`` on ``x``.
+    """Monte-Carlo dropout: the mean over ``k`` stochastic forward passes of ``model``.
 
-    During the passes only the dropout modules are in training mode (every dropkit ``Dropout``,
-    ``SpatialDropout`` and ``DropPath`` and every torch ``nn.Dropout*``); everything else is in
-    evaluation mode, so BatchNorm uses its running statistics and does not update them. Each
-    module's mode is restored afterwards, also when a pass raises. Runs under ``torch.no_grad()``.
+    During the passes every dropout module is in training mode, and only those: every
+    dropkit module (a subclass of ``dropkit.drop._DropoutBase``: ``Dropout``,
+    ``SpatialDropout``, ``DropPath``, ``AlphaDropout``, ``GaussianDropout``, ...) and
+    every torch one (a subclass of ``_DropoutNd``: ``nn.Dropout``,
+    ``nn.Dropout1d/2d/3d``, ``nn.AlphaDropout``, ``nn.FeatureAlphaDropout``). Everything
+    else is in evaluation mode, so BatchNorm uses its running statistics and does not
+    update them. Each module's mode is restored afterwards, also when a pass raises.
+    Runs under ``torch.no_grad()``.
+
+    With ``softmax=True`` the result estimates the *arithmetic* mean of the thinned
+    networks' probabilities; the deterministic pass (weight scaling) gives their
+    normalised geometric mean instead when dropout feeds the last linear layer
+    (Hinton et al., 2012), and only an approximation of it otherwise.
 
     Args:
         model: a ``torch.nn.Module`` with at least one dropout module.
         x: the input batch.
         k: number of stochastic passes, a positive integer.
-        softmax: if True (default), return the mean of the **softmax probabilities** over the
-            last dimension (a classifier's logits in, class probabilities out); if False, the
-            mean of the raw outputs (e.g. for regression).
+        softmax: if True (default), return the mean of the **softmax probabilities**
+            over the last dimension (a classifier's logits in, class probabilities
+            out); if False, the mean of the raw outputs (e.g. for regression).
 
     Returns:
         a tensor shaped like ``model(x)``.
 
     Example:
-        >>> probs = mc_predict(model, x, k=50)   # (N, classes), rows sum to 1
+        >>> probs = mc_predict(model, x, k=50)  # (N, classes), rows sum to 1
         >>> pred = probs.argmax(dim=1)
 
     Gal & Ghahramani, ICML 2016; Srivastava et al., JMLR 2014, Section 7.5.
@@ -44,13 +55,15 @@ def mc_predict(model, x, k, *, softmax=True):
         )
     if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k <= 0:
         raise ValueError(
-            f"k, the number of stochastic passes, must be a positive integer, but got {k!r}"
+            "k, the number of stochastic passes, must be a positive integer, "
+            f"but got {k!r}"
         )
     droppers = [m for m in model.modules() if isinstance(m, _DROPOUT_TYPES)]
     if not droppers:
         raise ValueError(
-            f"mc_predict found no dropout module in the {type(model).__name__}: every pass would give the same "
-            "output. Add a dropkit.Dropout or torch.nn.Dropout, or use model(x) in eval mode."
+            f"mc_predict found no dropout module in the {type(model).__name__}: every "
+            "pass would give the same output. Add a dropkit.Dropout or "
+            "torch.nn.Dropout, or use model(x) in eval mode."
         )
     modes = [(m, m.training) for m in model.modules()]
     try:
