@@ -5,7 +5,7 @@ solutions) is extracted into message catalogues; the translations live in
 ``locales/zh_CN/LC_MESSAGES/<page>.po``. Code cells and their outputs are not
 translated: the Chinese pages show the same code and the same stored outputs.
 
-    python tools/i18n.py update   # re-extract; add new English messages to the .po
+    python tools/i18n.py update [PAGE ...]  # add new English messages to the .po files
     python tools/i18n.py check    # exit 1 naming every message not translated or fuzzy
     python tools/i18n.py stats    # translated / total, per page
     python tools/i18n.py config   # write _build/_config.zh.yml for the Chinese build
@@ -97,9 +97,20 @@ def problems(pot_folder: Path) -> list[str]:
     return found
 
 
-def update() -> None:
+def update(pages: list[str]) -> None:
+    """Merge the current English messages into the .po files (of ``pages`` only, if given:
+    ``chapters/drop_path``), keeping every translation whose message did not change."""
     with tempfile.TemporaryDirectory() as tmp:
         folder = extract(Path(tmp))
+        found = templates(folder)
+        unknown = sorted(set(pages) - set(found))
+        if unknown:
+            raise SystemExit(
+                f"no such page: {', '.join(unknown)}; pages: {', '.join(found)}"
+            )
+        for page, pot in found.items():
+            if pages and page not in pages:
+                pot.unlink()
         subprocess.run(
             [
                 str(BIN / "sphinx-intl"),
@@ -165,12 +176,10 @@ def config() -> int:
 
 
 if __name__ == "__main__":
-    commands = {
-        "update": lambda: update() or 0,
-        "check": check,
-        "stats": stats,
-        "config": config,
-    }
-    if len(sys.argv) != 2 or sys.argv[1] not in commands:
+    commands = {"check": check, "stats": stats, "config": config}
+    if len(sys.argv) >= 2 and sys.argv[1] == "update":
+        update(sys.argv[2:])
+    elif len(sys.argv) == 2 and sys.argv[1] in commands:
+        sys.exit(commands[sys.argv[1]]())
+    else:
         sys.exit(__doc__)
-    sys.exit(commands[sys.argv[1]]())
