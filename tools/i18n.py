@@ -98,8 +98,8 @@ def problems(pot_folder: Path) -> list[str]:
 
 
 def update(pages: list[str]) -> None:
-    """Merge the current English messages into the .po files (of ``pages`` only, if given:
-    ``chapters/drop_path``), keeping every translation whose message did not change."""
+    """Merge the current English messages into the .po files (of ``pages`` only, if
+    given: ``chapters/drop_path``), keeping the translations of unchanged messages."""
     with tempfile.TemporaryDirectory() as tmp:
         folder = extract(Path(tmp))
         found = templates(folder)
