@@ -135,3 +135,53 @@ class TestCheckDropPath:
     def test_catches(self, fn, message):
         with pytest.raises(checks.CheckFailed, match=message):
             checks.check_drop_path(fn)
+
+
+def stage_rates(max_rate, depths):
+    per_stage = drop_path_rates(max_rate, len(depths))
+    return [[rate] * depth for rate, depth in zip(per_stage, depths)]
+
+
+def stage_rates_by_mean(max_rate, depths):
+    stages = drop_path_rates(max_rate, depths, stagewise=True)
+    return [[sum(s) / len(s)] * len(s) for s in stages]
+
+
+class TestCheckStageRates:
+    def test_passes(self, capsys):
+        checks.check_stage_rates(stage_rates)
+        assert capsys.readouterr().out == "all checks passed\n"
+
+    @pytest.mark.parametrize(
+        "fn,message",
+        [
+            (lambda r, d: drop_path_rates(r, d, stagewise=True), "per-block rates grouped"),
+            (lambda r, d: drop_path_rates(r, d), "one list of rates per stage"),
+            (
+                lambda r, d: [[(s + 1) / len(d) * r] * n for s, n in enumerate(d)],
+                "first stage is never dropped",
+            ),
+            (
+                lambda r, d: [[s / len(d) * r] * n for s, n in enumerate(d)],
+                "last stage's rate must be max_rate",
+            ),
+            (stage_rates_by_mean, "averaged the per-block rates"),
+            (lambda r, d: [[x] * 2 for x in drop_path_rates(r, len(d))], "stage lengths"),
+            (
+                lambda r, d: [[x] * n for x, n in zip(drop_path_rates(r, len(d))[::-1], d)],
+                "first stage is never dropped",
+            ),
+        ],
+        ids=[
+            "timm-grouped",
+            "flat",
+            "starts-above-zero",
+            "ends-below-max",
+            "stage-mean",
+            "wrong-lengths",
+            "reversed",
+        ],
+    )
+    def test_catches(self, fn, message):
+        with pytest.raises(checks.CheckFailed, match=message):
+            checks.check_stage_rates(fn)

@@ -197,23 +197,29 @@ class SpatialDropout(_DropoutBase):
 
 
 def drop_path(x, p=0.0, training=True, *, scale_by_keep=True, generator=None):
-    """DropPath (stochastic depth per sample): zero the whole of each sample with probability p.
+    """DropPath (stochastic depth per sample): drop each sample's branch with probability p.
 
     Meant for the residual branch of a block, ``x + drop_path(f(x), p)``: the mask has shape
-    ``(N, 1, ..., 1)``, so for each sample the branch is either kept (scaled by $1/(1-p)$ when
-    ``scale_by_keep``) or skipped. Equals timm's ``drop_path`` and torchvision's
-    ``stochastic_depth(mode="row")`` bit for bit under the same seed.
+    ``(N, 1, ..., 1)``, so for each sample the branch is either kept (scaled by $1/(1-p)$
+    when ``scale_by_keep``) or skipped. In eval mode, or at p = 0, it returns ``x`` itself;
+    at p = 1 it returns zeros (never NaN). On CPU it equals timm's ``drop_path`` and
+    torchvision's ``stochastic_depth(mode="row")`` bit for bit under the same seed: all three
+    draw the mask with ``bernoulli_`` on a tensor made from ``x``.
 
     Args: ``x`` (N, ...), ``p`` (default 0.0), ``training`` and ``generator`` as in
     :func:`dropout`; ``scale_by_keep``: divide kept samples by 1 - p (default True).
 
+    Example: ``x + drop_path(mlp(x), 0.1, model.training)``.
+
     See :func:`dropout`; Huang et al., ECCV 2016 (stochastic depth); Larsson et al., ICLR 2017
-    (the name DropPath).
+    (the name DropPath, for a different rule: see chapter 5).
     """
     p = _check_p(p)
     _check_input(x, "drop_path")
     if x.dim() < 1:
-        raise ValueError("drop_path expects a batched input (N, ...), but got a 0-dim tensor")
+        raise ValueError(
+            "drop_path expects a batched input (N, ...), but got a 0-dim tensor"
+        )
     if not training or p == 0.0:
         return x
     shape = (x.shape[0],) + (1,) * (x.dim() - 1)

@@ -7,7 +7,13 @@ import torch
 
 from dropkit.checks._common import _require, _passed, _keep_rate_ok, _check_identity_at_zero, _check_mask_follows_input
 
-__all__ = ['check_batch_stochastic_depth', 'check_expected_depth', 'check_huang_survival', 'check_drop_path']
+__all__ = [
+    "check_batch_stochastic_depth",
+    "check_expected_depth",
+    "check_huang_survival",
+    "check_drop_path",
+    "check_stage_rates",
+]
 
 
 def _check_zero_one_ends(fn, name):
@@ -160,4 +166,69 @@ def check_drop_path(drop_path):
         "Is p the probability to drop, not to keep?",
     )
     _check_mask_follows_input(fn, name)
+    _passed()
+
+
+def _stage_means(max_rate, depths):
+    from dropkit.vit import drop_path_rates
+
+    stages = drop_path_rates(max_rate, depths, stagewise=True)
+    return [sum(s) / len(s) for s in stages for _ in s]
+
+
+def check_stage_rates(stage_rates):
+    """Check ``stage_rates(max_rate, depths)``: one DropPath rate per stage (chapter 5).
+
+    Stage s of S gets the rate ``s / (S - 1) * max_rate`` for every one of its
+    ``depths[s]`` blocks (0 for a single stage), returned as one list per stage, the layout
+    of ``drop_path_rates(max_rate, depths, stagewise=True)``.
+    """
+    from dropkit.vit import drop_path_rates
+
+    for max_rate, depths in [(0.3, [2, 2, 6, 2]), (0.4, [1, 1, 3, 1]), (0.2, [3])]:
+        want = [[r] * d for r, d in zip(drop_path_rates(max_rate, len(depths)), depths)]
+        call = f"stage_rates({max_rate}, {depths})"
+        got = stage_rates(max_rate, list(depths))
+        nested = isinstance(got, (list, tuple)) and all(
+            isinstance(s, (list, tuple)) for s in got
+        )
+        _require(
+            nested,
+            f"{call} must return one list of rates per stage (a list of lists, like "
+            "drop_path_rates(..., stagewise=True)), but returned "
+            f"{type(got).__name__} {str(got)[:60]}",
+        )
+        lengths = [len(s) for s in got]
+        _require(
+            lengths == list(depths),
+            f"{call} must give stage s one rate per block, depths[s] of them; "
+            f"the stage lengths are {lengths}, not {list(depths)}",
+        )
+        flat = [float(r) for s in got for r in s]
+        if np.allclose(flat, [r for s in want for r in s], atol=1e-9):
+            continue
+        shown = [[round(r, 3) for r in map(float, s)] for s in got]
+        if np.allclose(flat, drop_path_rates(max_rate, depths), atol=1e-6):
+            hint = (
+                "these are timm's per-block rates grouped by stage; here every block of a "
+                "stage shares one rate"
+            )
+        elif any(len(set(map(float, s))) > 1 for s in got):
+            hint = "every block of a stage must have the same rate"
+        elif np.allclose(flat, _stage_means(max_rate, depths), atol=1e-6):
+            hint = (
+                "you averaged the per-block rates over each stage; the rate rises with "
+                "the stage index instead, whatever the stages' depths"
+            )
+        elif abs(flat[0]) > 1e-9:
+            hint = "the first stage is never dropped: its rate is 0, as for timm's first block"
+        elif abs(flat[-1] - max_rate) > 1e-9:
+            hint = f"the last stage's rate must be max_rate = {max_rate}"
+        else:
+            hint = (
+                "the rates must rise linearly with the stage index s = 0..S-1, "
+                "s / (S - 1) * max_rate, whatever the stages' depths"
+            )
+        want_shown = [[round(r, 3) for r in s] for s in want]
+        _require(False, f"{call} should be {want_shown}, but is {shown}: {hint}")
     _passed()
