@@ -25,7 +25,9 @@ class TestDropPathCUDA:
         y = drop_path(torch.ones(n, 4, device="cuda", dtype=dtype), p)
         assert y.device.type == "cuda" and y.dtype == dtype
         rows = y.reshape(n, -1)
-        assert torch.equal(rows, rows[:, :1].expand_as(rows)), "a sample was partly kept"
+        assert torch.equal(rows, rows[:, :1].expand_as(rows)), (
+            "a sample was partly kept"
+        )
         scale = torch.tensor(1 / (1 - p), dtype=dtype).item()
         assert set(rows[:, 0].unique().tolist()) == {0.0, scale}
         kept = int((rows[:, 0] != 0).sum())
@@ -62,7 +64,9 @@ class TestDropPathCUDA:
 class TestViTBlockCUDA:
     def test_eval_deterministic_with_attention_dropout(self):
         torch.manual_seed(4)
-        block = ViTBlock(64, 4, attn_drop=0.5, proj_drop=0.5, drop_path=0.5).cuda().eval()
+        block = (
+            ViTBlock(64, 4, attn_drop=0.5, proj_drop=0.5, drop_path=0.5).cuda().eval()
+        )
         x = torch.randn(8, 33, 64, device="cuda")
         assert torch.equal(block(x), block(x))
         block.train()

@@ -20,14 +20,18 @@ class TestDropPathPerSample:
         torch.manual_seed(0)
         y = drop_path(torch.ones(2000, 17, 8), 0.25)
         rows = y.reshape(2000, -1)
-        assert torch.equal(rows, rows[:, :1].expand_as(rows)), "a sample was partly kept"
+        assert torch.equal(rows, rows[:, :1].expand_as(rows)), (
+            "a sample was partly kept"
+        )
         assert set(rows[:, 0].unique().tolist()) <= {0.0, torch.tensor(1 / 0.75).item()}
 
     def test_kept_samples_binomial(self):
         torch.manual_seed(1)
         n, p = 100_000, 0.3
         kept = int((drop_path(torch.ones(n, 4), p)[:, 0] != 0).sum())
-        assert binomtest(kept, n, 1 - p).pvalue > ALPHA, f"kept {kept} of {n} samples at p={p}"
+        assert binomtest(kept, n, 1 - p).pvalue > ALPHA, (
+            f"kept {kept} of {n} samples at p={p}"
+        )
 
     def test_scale_by_keep_false_keeps_ones(self):
         torch.manual_seed(2)
@@ -43,7 +47,9 @@ class TestDropPathPerSample:
         x = torch.randn(4, 5, requires_grad=True)
         y = drop_path(x, 1.0)
         y.sum().backward()
-        assert torch.equal(y, torch.zeros_like(y)) and torch.equal(x.grad, torch.zeros_like(x))
+        assert torch.equal(y, torch.zeros_like(y)) and torch.equal(
+            x.grad, torch.zeros_like(x)
+        )
 
     def test_eval_is_identity(self):
         x = torch.randn(4, 5)
@@ -64,7 +70,9 @@ class TestLibraryEquality:
         torch.manual_seed(3)
         tv = stochastic_depth(x, p, "row")
         assert torch.equal(ours, t), "differs from timm.layers.drop_path"
-        assert torch.equal(ours, tv), "differs from torchvision stochastic_depth(mode='row')"
+        assert torch.equal(ours, tv), (
+            "differs from torchvision stochastic_depth(mode='row')"
+        )
 
     def test_module_equals_timm_module(self):
         x = torch.randn(32, 8)
@@ -108,7 +116,9 @@ class TestDropPathRates:
         assert all(isinstance(r, float) for r in ours)
         assert len(ours) == len(theirs)
         # timm computes in float32; ours is float64, so they agree to float32 rounding
-        assert ours == pytest.approx(theirs, abs=1e-7), "differs from timm beyond float32"
+        assert ours == pytest.approx(theirs, abs=1e-7), (
+            "differs from timm beyond float32"
+        )
 
     def test_depth_zero_is_empty(self):
         assert drop_path_rates(0.1, 0) == []
@@ -118,7 +128,9 @@ class TestDropPathRates:
         assert drop_path_rates(0.2, [1, 2], stagewise=True) == [[0.0], [0.1, 0.2]]
         flat = drop_path_rates(0.3, [2, 2, 6, 2])
         assert sum(drop_path_rates(0.3, [2, 2, 6, 2], stagewise=True), []) == flat
-        assert flat == drop_path_rates(0.3, 12), "a list of stages is linear over all blocks"
+        assert flat == drop_path_rates(0.3, 12), (
+            "a list of stages is linear over all blocks"
+        )
 
     def test_stagewise_needs_a_list(self):
         with pytest.raises(ValueError, match="stagewise=True needs depth as a list"):
@@ -131,7 +143,9 @@ class TestDropPathRates:
 
     @pytest.mark.parametrize("depth", [-1, 2.0, True, "4", [2, -1], [2, 1.5], None])
     def test_bad_depth(self, depth):
-        with pytest.raises(ValueError, match="depth must be a non-negative integer or a list"):
+        with pytest.raises(
+            ValueError, match="depth must be a non-negative integer or a list"
+        ):
             drop_path_rates(0.1, depth)
 
 
@@ -144,7 +158,9 @@ class TestViTBlock:
 
     def test_identity_modules_when_rate_zero(self):
         block = ViTBlock(16, 2)
-        assert isinstance(block.drop_path1, torch.nn.Identity) and isinstance(block.drop_path2, torch.nn.Identity)
+        assert isinstance(block.drop_path1, torch.nn.Identity) and isinstance(
+            block.drop_path2, torch.nn.Identity
+        )
         block = ViTBlock(16, 2, drop_path=0.2)
         assert isinstance(block.drop_path1, DropPath) and block.drop_path2.p == 0.2
 
@@ -169,7 +185,9 @@ class TestViTBlock:
         torch.manual_seed(9)
         block, x = ViTBlock(16, 2, drop_path=0.5).train(), torch.randn(64, 5, 16)
         unchanged = (block(x) == x).reshape(64, -1).all(1)
-        assert 0 < int(unchanged.sum()) < 64, f"{int(unchanged.sum())} of 64 samples unchanged"
+        assert 0 < int(unchanged.sum()) < 64, (
+            f"{int(unchanged.sum())} of 64 samples unchanged"
+        )
 
     def test_loads_timm_block_and_matches(self):
         torch.manual_seed(10)
@@ -182,7 +200,9 @@ class TestViTBlock:
 
     def test_loads_timm_block_with_qkv_bias(self):
         torch.manual_seed(11)
-        theirs = timm.models.vision_transformer.Block(dim=16, num_heads=2, qkv_bias=True).eval()
+        theirs = timm.models.vision_transformer.Block(
+            dim=16, num_heads=2, qkv_bias=True
+        ).eval()
         ours = ViTBlock(16, 2, qkv_bias=True).eval()
         ours.load_state_dict(theirs.state_dict(), strict=True)
         x = torch.randn(2, 5, 16)
@@ -194,7 +214,10 @@ class TestViTBlock:
             (dict(dim=10, num_heads=3), "divisible by num_heads"),
             (dict(dim=0, num_heads=1), "dim must be a positive integer, but got 0"),
             (dict(dim=8, num_heads=2, drop_path=1.5), "drop_path .* but got 1.5"),
-            (dict(dim=8, num_heads=2, mlp_ratio=0), "mlp_ratio must be a positive number, but got 0"),
+            (
+                dict(dim=8, num_heads=2, mlp_ratio=0),
+                "mlp_ratio must be a positive number, but got 0",
+            ),
         ],
     )
     def test_bad_arguments(self, kwargs, match):
@@ -380,7 +403,10 @@ class TestTinyViT:
         torch.manual_seed(12)
         model = dropkit.TinyViT(drop_path_rate=0.2)
         assert model(torch.rand(5, 1, 8, 8)).shape == (5, 10)
-        rates = [0.0 if isinstance(b.drop_path1, torch.nn.Identity) else b.drop_path1.p for b in model.blocks]
+        rates = [
+            0.0 if isinstance(b.drop_path1, torch.nn.Identity) else b.drop_path1.p
+            for b in model.blocks
+        ]
         assert rates == pytest.approx(drop_path_rates(0.2, 4))
 
     def test_bad_patch_size(self):

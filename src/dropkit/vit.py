@@ -9,7 +9,7 @@ from torch.nn import functional as F
 import torch
 
 from dropkit.drop import _check_p
-from dropkit.drop import DropPath, _check_p
+from dropkit.drop import DropPath
 
 
 def _check_positive_int(value, name):
@@ -21,9 +21,10 @@ class Attention(nn.Module):
     """Multi-head self-attention over (N, tokens, dim), with timm's names (qkv, proj).
 
     ``attn_drop`` drops attention weights inside ``F.scaled_dot_product_attention``
-    (``dropout_p``), passed only while the ``attn_drop`` module is in training mode: SDPA
-    has no training flag and drops whenever ``dropout_p > 0`` (pytorch#124464).
-    ``proj_drop`` is an ``nn.Dropout`` after the output projection. As timm's ``Attention``.
+    (``dropout_p``), passed only while the ``attn_drop`` module is in training mode:
+    SDPA has no training flag and drops whenever ``dropout_p > 0`` (pytorch#124464).
+    ``proj_drop`` is an ``nn.Dropout`` after the output projection. As timm's
+    ``Attention``.
     """
 
     def __init__(self, dim, num_heads, qkv_bias=False, attn_drop=0.0, proj_drop=0.0):
@@ -74,11 +75,11 @@ class Mlp(nn.Module):
 class ViTBlock(nn.Module):
     """Pre-norm Vision Transformer block with DropPath on both residual branches.
 
-    ``x = x + drop_path1(attn(norm1(x)))``, then ``x = x + drop_path2(mlp(norm2(x)))``. In
-    training each branch is skipped per sample with probability ``drop_path`` and kept
-    branches are scaled by $1/(1-p)$ (see :func:`~dropkit.drop_path`); ``attn_drop`` and
-    ``proj_drop`` are dropout inside the branches, as in timm. In eval mode the block is
-    deterministic.
+    ``x = x + drop_path1(attn(norm1(x)))``, then ``x = x + drop_path2(mlp(norm2(x)))``.
+    In training each branch is skipped per sample with probability ``drop_path`` and
+    kept branches are scaled by $1/(1-p)$ (see :func:`~dropkit.drop_path`);
+    ``attn_drop`` and ``proj_drop`` are dropout inside the branches, as in timm. In eval
+    mode the block is deterministic.
 
     Args:
         dim: token width; must be divisible by ``num_heads``.
@@ -88,27 +89,29 @@ class ViTBlock(nn.Module):
         qkv_bias: bias in the query/key/value projection. Default: False, as timm's
             ``Block`` (timm's ``VisionTransformer`` passes True).
         attn_drop: dropout on the attention weights, through
-            ``scaled_dot_product_attention(dropout_p=...)`` in training only. Default: 0.0.
+            ``scaled_dot_product_attention(dropout_p=...)`` in training only. Default:
+            0.0.
         proj_drop: dropout after the attention's output projection and, as in timm's
             ``Mlp``, after the MLP's activation and after ``fc2``. Default: 0.0.
-        skip_dropped: in training, run each branch only on the samples its DropPath keeps
-            instead of computing it for all and multiplying by zero (chapter 6,
+        skip_dropped: in training, run each branch only on the samples its DropPath
+            keeps, instead of computing it for all and multiplying by zero (chapter 6,
             :func:`~dropkit.drop_path_residual`), with that DropPath's own ``p`` and
-            ``scale_by_keep``. The same output distribution; for a branch without its own
-            randomness (``attn_drop = proj_drop = 0``) the same output and gradients, up to
-            float rounding, as the masking path under the same seed. With dropout inside
-            the branch the masks are drawn in another order, so only the distribution
-            agrees. Default: False.
+            ``scale_by_keep``. The same output distribution; for a branch without its
+            own randomness (``attn_drop = proj_drop = 0``) the same output and
+            gradients, up to float rounding, as the masking path under the same seed.
+            With dropout inside the branch the masks are drawn in another order, so only
+            the distribution agrees. Default: False.
 
     Shape: input and output (N, tokens, dim).
 
     Parameter and module names match ``timm.models.vision_transformer.Block`` (norm1,
     attn.qkv, attn.attn_drop, attn.proj, attn.proj_drop, drop_path1, norm2, mlp.fc1,
-    mlp.drop1, mlp.fc2, mlp.drop2, drop_path2), so its ``state_dict`` loads here. Checked
-    against timm 1.0.31 with its defaults (LayerNorm eps 1e-6, fused attention): equal bit
-    for bit on CPU, in eval and, under one seed, in training. Without fused attention
-    (``TIMM_FUSED_ATTN=0``) timm computes softmax(q k^T / sqrt(d)) v itself and agrees
-    only up to float rounding. Huang et al., ECCV 2016; Dosovitskiy et al., ICLR 2021.
+    mlp.drop1, mlp.fc2, mlp.drop2, drop_path2), so its ``state_dict`` loads here.
+    Checked against timm 1.0.31 with its defaults (LayerNorm eps 1e-6, fused attention):
+    equal bit for bit on CPU, in eval and, under one seed, in training. Without fused
+    attention (``TIMM_FUSED_ATTN=0``) timm computes softmax(q k^T / sqrt(d)) v itself
+    and agrees only up to float rounding. Huang et al., ECCV 2016; Dosovitskiy et al.,
+    ICLR 2021.
     """
 
     def __init__(
@@ -164,7 +167,9 @@ class ViTBlock(nn.Module):
 
 def _is_count(value):
     return (
-        isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 0
+        isinstance(value, numbers.Integral)
+        and not isinstance(value, bool)
+        and value >= 0
     )
 
 
@@ -179,8 +184,9 @@ def drop_path_rates(max_rate, depth, stagewise=False):
       ConvNeXt): the same rule over all ``sum(depth)`` blocks, as one flat list, or with
       ``stagewise=True`` split into one list per stage.
 
-    The rates are computed in float64, so the last one is ``max_rate`` itself; timm works
-    in float32 and differs by its rounding (less than 1e-7). Huang et al., ECCV 2016.
+    The rates are computed in float64, so the last one is ``max_rate`` itself; timm
+    works in float32 and differs by its rounding (less than 1e-7). Huang et al., ECCV
+    2016.
 
     Example:
         >>> drop_path_rates(0.1, 3)

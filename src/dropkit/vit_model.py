@@ -3,8 +3,8 @@
 
 
 import torch
-from torch import nn
 from d2l import torch as d2l
+from torch import nn
 
 from dropkit.vit import ViTBlock, _check_positive_int, drop_path_rates
 
@@ -12,19 +12,38 @@ from dropkit.vit import ViTBlock, _check_positive_int, drop_path_rates
 class TinyViT(d2l.Classifier):
     """A small Vision Transformer for single-channel images (8×8 digits by default).
 
-    Patch embedding (a strided convolution, timm's ``patch_embed.proj``), a class token, learned
-    position embeddings, ``depth`` :class:`~dropkit.ViTBlock` s whose DropPath rates rise linearly
-    from 0 to ``drop_path_rate`` (:func:`~dropkit.drop_path_rates`), a final LayerNorm and a linear
-    head on the class token. Trained with AdamW (``lr``, ``weight_decay``).
+    Patch embedding (a strided convolution, timm's ``patch_embed.proj``), a class token,
+    learned position embeddings, ``depth`` :class:`~dropkit.ViTBlock` s whose DropPath
+    rates rise linearly from 0 to ``drop_path_rate`` (:func:`~dropkit.drop_path_rates`),
+    a final LayerNorm and a linear head on the class token. Trained with AdamW (``lr``,
+    ``weight_decay``).
     """
 
-    def __init__(self, image_size=8, patch_size=2, num_classes=10, dim=32, depth=4, num_heads=2,
-                 mlp_ratio=2.0, drop_path_rate=0.0, lr=3e-3, weight_decay=0.05):
+    def __init__(
+        self,
+        image_size=8,
+        patch_size=2,
+        num_classes=10,
+        dim=32,
+        depth=4,
+        num_heads=2,
+        mlp_ratio=2.0,
+        drop_path_rate=0.0,
+        lr=3e-3,
+        weight_decay=0.05,
+    ):
         super().__init__()
-        for value, name in [(image_size, "image_size"), (patch_size, "patch_size"), (num_classes, "num_classes")]:
+        for value, name in [
+            (image_size, "image_size"),
+            (patch_size, "patch_size"),
+            (num_classes, "num_classes"),
+        ]:
             _check_positive_int(value, name)
         if image_size % patch_size:
-            raise ValueError(f"patch_size must divide image_size ({image_size}), but got {patch_size!r}")
+            raise ValueError(
+                f"patch_size must divide image_size ({image_size}), "
+                f"but got {patch_size!r}"
+            )
         self.save_hyperparameters()
         num_patches = (image_size // patch_size) ** 2
         self.patch_embed = nn.Module()
@@ -32,15 +51,23 @@ class TinyViT(d2l.Classifier):
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
         self.pos_embed = nn.Parameter(0.02 * torch.randn(1, num_patches + 1, dim))
         self.blocks = nn.Sequential(
-            *[ViTBlock(dim, num_heads, mlp_ratio, rate) for rate in drop_path_rates(drop_path_rate, depth)]
+            *[
+                ViTBlock(dim, num_heads, mlp_ratio, rate)
+                for rate in drop_path_rates(drop_path_rate, depth)
+            ]
         )
         self.norm = nn.LayerNorm(dim, eps=1e-6)
         self.head = nn.Linear(dim, num_classes)
 
     def forward(self, X):
         x = self.patch_embed.proj(X).flatten(2).transpose(1, 2)  # (N, patches, dim)
-        x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1) + self.pos_embed
+        x = (
+            torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)
+            + self.pos_embed
+        )
         return self.head(self.norm(self.blocks(x))[:, 0])
 
     def configure_optimizers(self):
-        return torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        return torch.optim.AdamW(
+            self.parameters(), lr=self.lr, weight_decay=self.weight_decay
+        )

@@ -5,7 +5,13 @@ import math
 import numpy as np
 import torch
 
-from dropkit.checks._common import _require, _passed, _keep_rate_ok, _check_identity_at_zero, _check_mask_follows_input
+from dropkit.checks._common import (
+    _require,
+    _passed,
+    _keep_rate_ok,
+    _check_identity_at_zero,
+    _check_mask_follows_input,
+)
 
 __all__ = [
     "check_batch_stochastic_depth",
@@ -87,7 +93,10 @@ def check_expected_depth(expected_depth):
     ]
     for rates, want in cases:
         got = expected_depth(list(rates))
-        _require(isinstance(got, (int, float)), f"expected_depth must return a number, but returned {type(got).__name__}")
+        _require(
+            isinstance(got, (int, float)),
+            f"expected_depth must return a number, but returned {type(got).__name__}",
+        )
         if math.isclose(got, want, abs_tol=1e-9):
             continue
         shown = [round(r, 3) for r in rates]
@@ -97,7 +106,10 @@ def check_expected_depth(expected_depth):
             hint = "you multiplied the survival probabilities: that is the probability that ALL branches survive"
         else:
             hint = "each branch l is active with probability 1 - p_l; add these up"
-        _require(False, f"for rates {shown} the expected depth is {want:g}, but you returned {got:g}: {hint}")
+        _require(
+            False,
+            f"for rates {shown} the expected depth is {want:g}, but you returned {got:g}: {hint}",
+        )
     _passed()
 
 
@@ -115,8 +127,10 @@ def check_huang_survival(huang_survival):
         if np.allclose(got, [1 - s for s in want]):
             hint = "you returned drop rates; the exercise asks for survival probabilities (1 - drop rate)"
         elif np.allclose(got, np.linspace(1.0, final, depth)):
-            hint = ("that is timm's linspace, whose first block always survives; Huang's block l = 1..L "
-                    "survives with 1 - l/L (1 - p_L), so the first block is below 1")
+            hint = (
+                "that is timm's linspace, whose first block always survives; Huang's block l = 1..L "
+                "survives with 1 - l/L (1 - p_L), so the first block is below 1"
+            )
         else:
             hint = "block l = 1..L survives with probability 1 - l/L * (1 - final_survival)"
         _require(
@@ -135,7 +149,10 @@ def check_drop_path(drop_path):
     """
     name = "drop_path"
     x = torch.randn(6, 3, 4)
-    _require(drop_path(x, 0.5, training=False) is x, "when not training, drop_path must return its input itself")
+    _require(
+        drop_path(x, 0.5, training=False) is x,
+        "when not training, drop_path must return its input itself",
+    )
     fn = lambda x, p: drop_path(x, p, training=True)  # noqa: E731
     _check_zero_one_ends(fn, name)
     torch.manual_seed(2)
