@@ -1,4 +1,4 @@
-"""Chapter 5's exercise checks pass right answers and catch the usual wrong ones by name."""
+"""Chapter 5's exercise checks pass right answers and catch the usual wrong ones."""
 
 import pytest
 import torch

@@ -1,9 +1,10 @@
 """drop_path / DropPath and ViTBlock on CUDA (chapter 5); skipped without a GPU.
 
-On CPU, drop_path equals timm's drop_path and torchvision's stochastic_depth bit for bit under
-one seed (tests/test_vit.py). On CUDA the book promises less, and this file tests what it does
-promise: the keep rate, kept values exactly 0 or 1/(1-p), the same masks from the same seed,
-and a ViTBlock that is deterministic in eval mode and agrees with timm's Block.
+On CPU, drop_path equals timm's drop_path and torchvision's stochastic_depth bit for bit
+under one seed (tests/test_vit.py). On CUDA the book promises less, and this file tests
+what it does promise: the keep rate, kept values exactly 0 or 1/(1-p), the same masks
+from the same seed, and a ViTBlock that is deterministic in eval mode and agrees with
+timm's Block.
 """
 
 import pytest
@@ -80,6 +81,6 @@ class TestViTBlockCUDA:
         ours = ViTBlock(64, 4, **kwargs).cuda().eval()
         ours.load_state_dict(theirs.state_dict())
         x = torch.randn(8, 33, 64, device="cuda")
-        # The same kernels in the same order; on a GPU SDPA may pick among several kernels,
-        # so ask only for agreement to float32 rounding.
+        # The same kernels in the same order; on a GPU SDPA may pick among several
+        # kernels, so ask only for agreement to float32 rounding.
         torch.testing.assert_close(ours(x), theirs(x), atol=1e-5, rtol=1e-5)

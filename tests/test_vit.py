@@ -180,8 +180,8 @@ class TestViTBlock:
         assert torch.equal(block(x), block(x))
 
     def test_per_sample_branches_in_training(self):
-        # At p = 0.5 a sample loses both branches (and comes out as it went in) with probability
-        # 1/4, independently of the others: some samples, not all, must be unchanged.
+        # At p = 0.5 a sample loses both branches (and comes out as it went in) with
+        # probability 1/4, independently of the others: some, not all, are unchanged.
         torch.manual_seed(9)
         block, x = ViTBlock(16, 2, drop_path=0.5).train(), torch.randn(64, 5, 16)
         unchanged = (block(x) == x).reshape(64, -1).all(1)
@@ -266,8 +266,8 @@ class TestAttentionDropout:
         assert torch.equal(ours(x), theirs(x)), "eval output differs from timm (CPU)"
 
     def test_matches_timm_in_training_under_one_seed(self):
-        # Same masks in the same order: SDPA's dropout, proj_drop, drop_path1, drop1, drop2,
-        # drop_path2. Bit for bit on CPU.
+        # Same masks in the same order: SDPA's dropout, proj_drop, drop_path1, drop1,
+        # drop2, drop_path2. Bit for bit on CPU.
         torch.manual_seed(21)
         ours, theirs = _pair(**DROPS)
         x = torch.randn(8, 9, 32)
@@ -362,8 +362,8 @@ class TestSkipDropped:
         block = ViTBlock(16, 2, drop_path=0.1).train()
         block.drop_path2 = DropPath(0.7)
         out, x = self._compare(block, 33, n=64)
-        # With p = 0.1 on the attention branch, a sample comes out unchanged only if both
-        # branches were dropped: far fewer than 70 % of the samples.
+        # A sample comes out unchanged only if both branches were dropped: probability
+        # 0.1 * 0.7 (about 4 of 64). With 0.7 on both branches it would be about half.
         unchanged = int((out == x).reshape(64, -1).all(1).sum())
         assert unchanged < 20, f"{unchanged} of 64 samples lost both branches"
 
@@ -381,8 +381,8 @@ class TestSkipDropped:
 
     @pytest.mark.xfail(
         strict=True,
-        reason="chapter 6 owns drop_path_residual: when every sample is dropped the branch's "
-        "parameters get None gradients, not zeros (issue 13)",
+        reason="chapter 6 owns drop_path_residual: when every sample is dropped, the "
+        "branch's parameters get None gradients, not zeros (issue 13)",
     )
     def test_all_dropped_still_gives_zero_parameter_gradients(self):
         torch.manual_seed(39)
