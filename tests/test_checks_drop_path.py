@@ -1,4 +1,4 @@
-"""Chapter 5's exercise checks pass right answers and catch the usual wrong ones by name."""
+"""Chapter 5's exercise checks pass right answers and catch the usual wrong ones."""
 
 import pytest
 import torch
@@ -45,7 +45,9 @@ class TestCheckBatchStochasticDepth:
     def test_passes_torchvision(self):
         from torchvision.ops import stochastic_depth
 
-        checks.check_batch_stochastic_depth(lambda x, p: stochastic_depth(x, p, "batch"))
+        checks.check_batch_stochastic_depth(
+            lambda x, p: stochastic_depth(x, p, "batch")
+        )
 
     @pytest.mark.parametrize(
         "fn,message",
@@ -56,7 +58,13 @@ class TestCheckBatchStochasticDepth:
             (batch_mode_nan, "NaN"),
             (batch_mode_cpu_float, "make the mask from the input"),
         ],
-        ids=["per-sample", "unscaled", "keep-convention", "nan-at-p1", "float32-cpu-mask"],
+        ids=[
+            "per-sample",
+            "unscaled",
+            "keep-convention",
+            "nan-at-p1",
+            "float32-cpu-mask",
+        ],
     )
     def test_catches(self, fn, message):
         with pytest.raises(checks.CheckFailed, match=message):
@@ -72,8 +80,14 @@ class TestCheckExpectedDepth:
         "fn,message",
         [
             (lambda rates: sum(rates), "expected number of DROPPED branches"),
-            (lambda rates: float(torch.tensor([1 - r for r in rates]).prod()), "ALL branches survive"),
-            (lambda rates: len(rates) * (1 - max(rates)), "active with probability 1 - p_l"),
+            (
+                lambda rates: float(torch.tensor([1 - r for r in rates]).prod()),
+                "ALL branches survive",
+            ),
+            (
+                lambda rates: len(rates) * (1 - max(rates)),
+                "active with probability 1 - p_l",
+            ),
         ],
         ids=["sum-of-rates", "product", "max-rate"],
     )
@@ -84,16 +98,24 @@ class TestCheckExpectedDepth:
 
 class TestCheckHuangSurvival:
     def test_passes(self, capsys):
-        checks.check_huang_survival(lambda L, pL: [1 - l / L * (1 - pL) for l in range(1, L + 1)])
+        checks.check_huang_survival(
+            lambda L, pL: [1 - l / L * (1 - pL) for l in range(1, L + 1)]
+        )
         assert capsys.readouterr().out == "all checks passed\n"
 
     @pytest.mark.parametrize(
         "fn,message",
         [
             (lambda L, pL: [l / L * (1 - pL) for l in range(1, L + 1)], "drop rates"),
-            (lambda L, pL: [1 - r for r in drop_path_rates(1 - pL, L)], "timm's linspace"),
+            (
+                lambda L, pL: [1 - r for r in drop_path_rates(1 - pL, L)],
+                "timm's linspace",
+            ),
             (lambda L, pL: [1 - l / L * (1 - pL) for l in range(L)], "1 - l/L"),
-            (lambda L, pL: [1 - l / L * (1 - pL) for l in range(1, L)], "one probability per block"),
+            (
+                lambda L, pL: [1 - l / L * (1 - pL) for l in range(1, L)],
+                "one probability per block",
+            ),
         ],
         ids=["drop-rates", "linspace", "off-by-one", "too-short"],
     )
@@ -124,14 +146,97 @@ class TestCheckDropPath:
         "fn,message",
         [
             (circulating, "NaN"),
-            (lambda x, p=0.0, training=False: torch.nn.functional.dropout(x, p, training), "one number per sample"),
-            (lambda x, p=0.0, training=False: drop_path(x, p, training, scale_by_keep=False), "forget to scale"),
-            (lambda x, p=0.0, training=False: drop_path(x, 1 - p, training) if 0 < p < 1 else drop_path(x, p, training),
-             "probability to drop"),
-            (lambda x, p=0.0, training=False: drop_path(x.clone(), p, training), "its input itself"),
+            (
+                lambda x, p=0.0, training=False: torch.nn.functional.dropout(
+                    x, p, training
+                ),
+                "one number per sample",
+            ),
+            (
+                lambda x, p=0.0, training=False: drop_path(
+                    x, p, training, scale_by_keep=False
+                ),
+                "forget to scale",
+            ),
+            (
+                lambda x, p=0.0, training=False: (
+                    drop_path(x, 1 - p, training)
+                    if 0 < p < 1
+                    else drop_path(x, p, training)
+                ),
+                "probability to drop",
+            ),
+            (
+                lambda x, p=0.0, training=False: drop_path(x.clone(), p, training),
+                "its input itself",
+            ),
         ],
-        ids=["circulating-nan", "per-entry", "unscaled", "keep-convention", "copies-in-eval"],
+        ids=[
+            "circulating-nan",
+            "per-entry",
+            "unscaled",
+            "keep-convention",
+            "copies-in-eval",
+        ],
     )
     def test_catches(self, fn, message):
         with pytest.raises(checks.CheckFailed, match=message):
             checks.check_drop_path(fn)
+
+
+def stage_rates(max_rate, depths):
+    per_stage = drop_path_rates(max_rate, len(depths))
+    return [[rate] * depth for rate, depth in zip(per_stage, depths)]
+
+
+def stage_rates_by_mean(max_rate, depths):
+    stages = drop_path_rates(max_rate, depths, stagewise=True)
+    return [[sum(s) / len(s)] * len(s) for s in stages]
+
+
+class TestCheckStageRates:
+    def test_passes(self, capsys):
+        checks.check_stage_rates(stage_rates)
+        assert capsys.readouterr().out == "all checks passed\n"
+
+    @pytest.mark.parametrize(
+        "fn,message",
+        [
+            (
+                lambda r, d: drop_path_rates(r, d, stagewise=True),
+                "per-block rates grouped",
+            ),
+            (lambda r, d: drop_path_rates(r, d), "one list of rates per stage"),
+            (
+                lambda r, d: [[(s + 1) / len(d) * r] * n for s, n in enumerate(d)],
+                "first stage is never dropped",
+            ),
+            (
+                lambda r, d: [[s / len(d) * r] * n for s, n in enumerate(d)],
+                "last stage's rate must be max_rate",
+            ),
+            (stage_rates_by_mean, "averaged the per-block rates"),
+            (
+                lambda r, d: [[x] * 2 for x in drop_path_rates(r, len(d))],
+                "stage lengths",
+            ),
+            (
+                lambda r, d: [
+                    [x] * n for x, n in zip(drop_path_rates(r, len(d))[::-1], d)
+                ],
+                "first stage is never dropped",
+            ),
+        ],
+        ids=[
+            "timm-grouped",
+            "flat",
+            "starts-above-zero",
+            "ends-below-max",
+            "stage-mean",
+            "wrong-lengths",
+            "reversed",
+        ],
+    )
+    def test_catches(self, fn, message):
+        with pytest.raises(checks.CheckFailed, match=message):
+            checks.check_stage_rates(fn)

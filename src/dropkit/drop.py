@@ -372,18 +372,23 @@ class SpatialDropout(_DropoutBase):
 
 
 def drop_path(x, p=0.0, training=True, *, scale_by_keep=True, generator=None):
-    """DropPath (stochastic depth per sample): zero the whole of each sample with probability p.
+    """DropPath, stochastic depth per sample: drop each sample's branch with prob. p.
 
-    Meant for the residual branch of a block, ``x + drop_path(f(x), p)``: the mask has shape
-    ``(N, 1, ..., 1)``, so for each sample the branch is either kept (scaled by $1/(1-p)$ when
-    ``scale_by_keep``) or skipped. Equals timm's ``drop_path`` and torchvision's
-    ``stochastic_depth(mode="row")`` bit for bit under the same seed.
+    Meant for the residual branch of a block, ``x + drop_path(f(x), p)``: the mask has
+    shape ``(N, 1, ..., 1)``, so for each sample the branch is either kept (scaled by
+    $1/(1-p)$ when ``scale_by_keep``) or skipped. In eval mode, or at p = 0, it returns
+    ``x`` itself; at p = 1 it returns zeros (never NaN). On CPU it equals timm's
+    ``drop_path`` and torchvision's ``stochastic_depth(mode="row")`` bit for bit under
+    the same seed: all three draw the mask with ``bernoulli_`` on a tensor made from
+    ``x``.
 
     Args: ``x`` (N, ...), ``p`` (default 0.0), ``training`` and ``generator`` as in
     :func:`dropout`; ``scale_by_keep``: divide kept samples by 1 - p (default True).
 
-    See :func:`dropout`; Huang et al., ECCV 2016 (stochastic depth); Larsson et al., ICLR 2017
-    (the name DropPath).
+    Example: ``x + drop_path(mlp(x), 0.1, model.training)``.
+
+    See :func:`dropout`; Huang et al., ECCV 2016 (stochastic depth); Larsson et al.,
+    ICLR 2017 (the name DropPath, for a different rule: see chapter 5).
     """
     p = _check_p(p)
     _check_input(x, "drop_path")

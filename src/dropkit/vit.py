@@ -17,69 +17,100 @@ def _check_positive_int(value, name):
 
 
 class Attention(nn.Module):
-    """Multi-head self-attention over (N, tokens, dim), with timm's parameter names (qkv, proj)."""
+    """Multi-head self-attention over (N, tokens, dim), with timm's names (qkv, proj).
 
-    def __init__(self, dim, num_heads, qkv_bias=False):
+    ``attn_drop`` drops attention weights inside ``F.scaled_dot_product_attention``
+    (``dropout_p``), passed only while the ``attn_drop`` module is in training mode:
+    SDPA has no training flag and drops whenever ``dropout_p > 0`` (pytorch#124464).
+    ``proj_drop`` is an ``nn.Dropout`` after the output projection. As timm's
+    ``Attention``.
+    """
+
+    def __init__(self, dim, num_heads, qkv_bias=False, attn_drop=0.0, proj_drop=0.0):
         super().__init__()
         _check_positive_int(dim, "dim")
         _check_positive_int(num_heads, "num_heads")
         if dim % num_heads:
             raise ValueError(
-                f"dim must be divisible by num_heads, but got dim={dim}, num_heads={num_heads}"
+                "dim must be divisible by num_heads, "
+                f"but got dim={dim}, num_heads={num_heads}"
             )
         self.num_heads, self.head_dim = num_heads, dim // num_heads
         self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
+        self.attn_drop = nn.Dropout(_check_p(attn_drop, "attn_drop"))
         self.proj = nn.Linear(dim, dim)
+        self.proj_drop = nn.Dropout(_check_p(proj_drop, "proj_drop"))
 
     def forward(self, x):
         n, t, d = x.shape
-        qkv = (
-            self.qkv(x)
-            .reshape(n, t, 3, self.num_heads, self.head_dim)
-            .permute(2, 0, 3, 1, 4)
-        )
-        q, k, v = qkv.unbind(0)  # each (N, heads, tokens, head_dim)
-        x = F.scaled_dot_product_attention(q, k, v)
-        return self.proj(x.transpose(1, 2).reshape(n, t, d))
+        qkv = self.qkv(x).reshape(n, t, 3, self.num_heads, self.head_dim)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # (N, heads, tokens, head_dim)
+        # SDPA applies dropout_p in every mode; pass 0 outside training (pytorch#124464)
+        p = self.attn_drop.p if self.attn_drop.training else 0.0
+        x = F.scaled_dot_product_attention(q, k, v, dropout_p=p)
+        return self.proj_drop(self.proj(x.transpose(1, 2).reshape(n, t, d)))
 
 
 class Mlp(nn.Module):
-    """The Transformer's two-layer GELU MLP, with timm's parameter names (fc1, fc2)."""
+    """The Transformer's two-layer GELU MLP, with timm's names (fc1, drop1, fc2, drop2).
 
-    def __init__(self, dim, hidden_dim):
+    ``drop`` is an ``nn.Dropout`` after the activation and after ``fc2``, as in timm's
+    ``Mlp``, which timm's ``Block`` builds with ``drop=proj_drop``.
+    """
+
+    def __init__(self, dim, hidden_dim, drop=0.0):
         super().__init__()
+        drop = _check_p(drop, "drop")
         self.fc1 = nn.Linear(dim, hidden_dim)
         self.act = nn.GELU()
+        self.drop1 = nn.Dropout(drop)
         self.fc2 = nn.Linear(hidden_dim, dim)
+        self.drop2 = nn.Dropout(drop)
 
     def forward(self, x):
-        return self.fc2(self.act(self.fc1(x)))
+        return self.drop2(self.fc2(self.drop1(self.act(self.fc1(x)))))
 
 
 class ViTBlock(nn.Module):
     """Pre-norm Vision Transformer block with DropPath on both residual branches.
 
-    ``x = x + drop_path1(attn(norm1(x)))``, then ``x = x + drop_path2(mlp(norm2(x)))``. In training
-    each branch is skipped per sample with probability ``drop_path`` and kept branches are scaled
-    by $1/(1-p)$ (see :func:`~dropkit.drop_path`); in eval mode the block is deterministic.
+    ``x = x + drop_path1(attn(norm1(x)))``, then ``x = x + drop_path2(mlp(norm2(x)))``.
+    In training each branch is skipped per sample with probability ``drop_path`` and
+    kept branches are scaled by $1/(1-p)$ (see :func:`~dropkit.drop_path`);
+    ``attn_drop`` and ``proj_drop`` are dropout inside the branches, as in timm. In eval
+    mode the block is deterministic.
 
     Args:
         dim: token width; must be divisible by ``num_heads``.
         num_heads: attention heads.
         mlp_ratio: hidden width of the MLP as a multiple of ``dim``. Default: 4.0.
-        drop_path: DropPath rate of both branches. Default: 0.0 (no DropPath module at all).
-        qkv_bias: bias in the query/key/value projection. Default: False, as timm's ``Block``
-            (timm's ``VisionTransformer`` passes True).
-        skip_dropped: in training, run each branch only on the samples DropPath keeps instead of
-            computing it for all and multiplying by zero (chapter 6,
-            :func:`~dropkit.skip.drop_path_residual`): the same output distribution, less work.
-            Default: False.
+        drop_path: DropPath rate of both branches. Default: 0.0 (no DropPath module).
+        qkv_bias: bias in the query/key/value projection. Default: False, as timm's
+            ``Block`` (timm's ``VisionTransformer`` passes True).
+        attn_drop: dropout on the attention weights, through
+            ``scaled_dot_product_attention(dropout_p=...)`` in training only. Default:
+            0.0.
+        proj_drop: dropout after the attention's output projection and, as in timm's
+            ``Mlp``, after the MLP's activation and after ``fc2``. Default: 0.0.
+        skip_dropped: in training, run each branch only on the samples its DropPath
+            keeps, instead of computing it for all and multiplying by zero (chapter 6,
+            :func:`~dropkit.drop_path_residual`), with that DropPath's own ``p`` and
+            ``scale_by_keep``. The same output distribution; for a branch without its
+            own randomness (``attn_drop = proj_drop = 0``) the same output and
+            gradients, up to float rounding, as the masking path under the same seed.
+            With dropout inside the branch the masks are drawn in another order, so only
+            the distribution agrees. Default: False.
 
     Shape: input and output (N, tokens, dim).
 
-    Parameter names match ``timm.models.vision_transformer.Block`` (norm1, attn.qkv, attn.proj,
-    norm2, mlp.fc1, mlp.fc2), so its ``state_dict`` loads here. LayerNorm uses timm's eps of 1e-6.
-    Huang et al., ECCV 2016; Dosovitskiy et al., ICLR 2021.
+    Parameter and module names match ``timm.models.vision_transformer.Block`` (norm1,
+    attn.qkv, attn.attn_drop, attn.proj, attn.proj_drop, drop_path1, norm2, mlp.fc1,
+    mlp.drop1, mlp.fc2, mlp.drop2, drop_path2), so its ``state_dict`` loads here.
+    Checked against timm 1.0.31 with its defaults (LayerNorm eps 1e-6, fused attention):
+    equal bit for bit on CPU, in eval and, under one seed, in training. Without fused
+    attention (``TIMM_FUSED_ATTN=0``) timm computes softmax(q k^T / sqrt(d)) v itself
+    and agrees only up to float rounding. Huang et al., ECCV 2016; Dosovitskiy et al.,
+    ICLR 2021.
     """
 
     def __init__(
@@ -90,6 +121,8 @@ class ViTBlock(nn.Module):
         drop_path=0.0,
         *,
         qkv_bias=False,
+        attn_drop=0.0,
+        proj_drop=0.0,
         skip_dropped=False,
     ):
         super().__init__()
@@ -104,45 +137,81 @@ class ViTBlock(nn.Module):
         drop_path = _check_p(drop_path, "drop_path")
         self.dim = dim
         self.norm1 = nn.LayerNorm(dim, eps=1e-6)
-        self.attn = Attention(dim, num_heads, qkv_bias=qkv_bias)
+        self.attn = Attention(dim, num_heads, qkv_bias, attn_drop, proj_drop)
         self.drop_path1 = DropPath(drop_path) if drop_path > 0 else nn.Identity()
         self.norm2 = nn.LayerNorm(dim, eps=1e-6)
-        self.mlp = Mlp(dim, int(dim * mlp_ratio))
+        self.mlp = Mlp(dim, int(dim * mlp_ratio), drop=proj_drop)
         self.drop_path2 = DropPath(drop_path) if drop_path > 0 else nn.Identity()
         self.skip_dropped = bool(skip_dropped)
+
+    def _residual(self, x, branch, drop):
+        if self.skip_dropped and isinstance(drop, DropPath):
+            from dropkit.skip import drop_path_residual  # chapter 6
+
+            keep_scale = drop.scale_by_keep
+            return drop_path_residual(
+                x, branch, drop.p, drop.training, scale_by_keep=keep_scale
+            )
+        return x + drop(branch(x))
 
     def forward(self, x):
         if x.dim() != 3 or x.shape[-1] != self.dim:
             raise ValueError(
-                f"ViTBlock expects input of shape (N, tokens, {self.dim}), but got {tuple(x.shape)}"
+                f"ViTBlock expects input of shape (N, tokens, {self.dim}), "
+                f"but got {tuple(x.shape)}"
             )
-        if (
-            self.skip_dropped
-            and self.training
-            and isinstance(self.drop_path1, DropPath)
-        ):
-            from dropkit.skip import (
-                drop_path_residual,  # chapter 6's work-skipping DropPath
-            )
-
-            p = self.drop_path1.p
-            x = drop_path_residual(x, lambda t: self.attn(self.norm1(t)), p)
-            return drop_path_residual(x, lambda t: self.mlp(self.norm2(t)), p)
-        x = x + self.drop_path1(self.attn(self.norm1(x)))
-        return x + self.drop_path2(self.mlp(self.norm2(x)))
+        x = self._residual(x, lambda t: self.attn(self.norm1(t)), self.drop_path1)
+        return self._residual(x, lambda t: self.mlp(self.norm2(t)), self.drop_path2)
 
 
-def drop_path_rates(max_rate, depth):
-    """DropPath rates for ``depth`` blocks, rising linearly from 0 to ``max_rate``.
+def _is_count(value):
+    return (
+        isinstance(value, numbers.Integral)
+        and not isinstance(value, bool)
+        and value >= 0
+    )
 
-    The stochastic depth decay rule of timm and DeiT: ``linspace(0, max_rate, depth)``, returned as
-    a list of Python floats, computed in float64 so that the last rate is ``max_rate`` itself
-    (timm's ``calculate_drop_path_rates`` works in float32). Huang et al., ECCV 2016.
+
+def drop_path_rates(max_rate, depth, stagewise=False):
+    """DropPath rates rising linearly from 0 to ``max_rate`` over a network's blocks.
+
+    The stochastic depth decay rule of DeiT and timm, ``linspace(0, max_rate, blocks)``,
+    with the signature and results of timm's ``calculate_drop_path_rates``:
+
+    - ``depth`` an int: one rate per block, a list of ``depth`` floats (``[]`` for 0);
+    - ``depth`` a list of per-stage depths (a hierarchical model such as Swin or
+      ConvNeXt): the same rule over all ``sum(depth)`` blocks, as one flat list, or with
+      ``stagewise=True`` split into one list per stage.
+
+    The rates are computed in float64, so the last one is ``max_rate`` itself; timm
+    works in float32 and differs by its rounding (less than 1e-7). Huang et al., ECCV
+    2016.
 
     Example:
         >>> drop_path_rates(0.1, 3)
         [0.0, 0.05, 0.1]
+        >>> drop_path_rates(0.2, [1, 2], stagewise=True)
+        [[0.0], [0.1, 0.2]]
     """
     max_rate = _check_p(max_rate, "max_rate")
-    _check_positive_int(depth, "depth")
-    return torch.linspace(0.0, max_rate, int(depth), dtype=torch.float64).tolist()
+    if _is_count(depth):
+        if stagewise:
+            raise ValueError(
+                "stagewise=True needs depth as a list of per-stage depths, "
+                f"but got the int {depth!r}"
+            )
+        return torch.linspace(0.0, max_rate, int(depth), dtype=torch.float64).tolist()
+    if not isinstance(depth, (list, tuple)) or not all(_is_count(d) for d in depth):
+        raise ValueError(
+            "depth must be a non-negative integer or a list of them (one per stage), "
+            f"but got {depth!r}"
+        )
+    total = sum(int(d) for d in depth)
+    rates = torch.linspace(0.0, max_rate, total, dtype=torch.float64).tolist()
+    if not stagewise:
+        return rates
+    stages, start = [], 0
+    for d in depth:
+        stages.append(rates[start : start + int(d)])
+        start += int(d)
+    return stages

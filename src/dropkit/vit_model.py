@@ -12,10 +12,11 @@ from dropkit.vit import ViTBlock, _check_positive_int, drop_path_rates
 class TinyViT(d2l.Classifier):
     """A small Vision Transformer for single-channel images (8×8 digits by default).
 
-    Patch embedding (a strided convolution, timm's ``patch_embed.proj``), a class token, learned
-    position embeddings, ``depth`` :class:`~dropkit.ViTBlock` s whose DropPath rates rise linearly
-    from 0 to ``drop_path_rate`` (:func:`~dropkit.drop_path_rates`), a final LayerNorm and a linear
-    head on the class token. Trained with AdamW (``lr``, ``weight_decay``).
+    Patch embedding (a strided convolution, timm's ``patch_embed.proj``), a class token,
+    learned position embeddings, ``depth`` :class:`~dropkit.ViTBlock` s whose DropPath
+    rates rise linearly from 0 to ``drop_path_rate`` (:func:`~dropkit.drop_path_rates`),
+    a final LayerNorm and a linear head on the class token. Trained with AdamW (``lr``,
+    ``weight_decay``).
     """
 
     def __init__(
@@ -40,7 +41,8 @@ class TinyViT(d2l.Classifier):
             _check_positive_int(value, name)
         if image_size % patch_size:
             raise ValueError(
-                f"patch_size must divide image_size ({image_size}), but got {patch_size!r}"
+                f"patch_size must divide image_size ({image_size}), "
+                f"but got {patch_size!r}"
             )
         self.save_hyperparameters()
         num_patches = (image_size // patch_size) ** 2
