@@ -4,6 +4,8 @@ Re-exported here (they need only torch):
 
 - chapter 1: :func:`dropout`, :func:`spatial_dropout`, :func:`drop_path` and their modules
   (:mod:`dropkit.drop`); the numpy version is :mod:`dropkit.scratch`;
+- chapter 4: :func:`drop_block2d` / :func:`drop_block3d` and :class:`DropBlock2d` /
+  :class:`DropBlock3d` (:mod:`dropkit.drop`), equal to torchvision's on CPU;
 - chapter 2: :func:`mc_predict`, Monte-Carlo dropout (:mod:`dropkit.inference`);
 - chapter 5: :class:`ViTBlock` and :func:`drop_path_rates` (:mod:`dropkit.vit`);
 - chapter 6: :func:`lowmem_dropout` / :class:`LowMemDropout` (:mod:`dropkit.lowmem`) and
@@ -20,6 +22,7 @@ import importlib
 
 from dropkit import scratch
 from dropkit.drop import DropPath, Dropout, SpatialDropout, drop_path, dropout, spatial_dropout
+from dropkit.drop import DropBlock2d, DropBlock3d, drop_block2d, drop_block3d
 from dropkit.inference import mc_predict
 from dropkit.lowmem import LowMemDropout, lowmem_dropout
 from dropkit.skip import drop_path_residual
@@ -28,11 +31,15 @@ from dropkit.vit import ViTBlock, drop_path_rates
 __version__ = "0.1.0"
 
 __all__ = [
+    "DropBlock2d",
+    "DropBlock3d",
     "DropPath",
     "Dropout",
     "LowMemDropout",
     "SpatialDropout",
     "ViTBlock",
+    "drop_block2d",
+    "drop_block3d",
     "drop_path",
     "drop_path_residual",
     "drop_path_rates",

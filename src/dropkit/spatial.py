@@ -2,8 +2,8 @@
 # Edit those cells, not this file.
 
 
-from torch import nn
 from d2l import torch as d2l
+from torch import nn
 
 from dropkit.drop import Dropout, SpatialDropout
 
@@ -12,25 +12,34 @@ DROPOUT_KINDS = ("none", "element", "spatial")
 
 
 def make_dropout(kind, p):
-    """The dropout layer that follows a conv layer: ``'none'`` (identity), ``'element'``
-    (:class:`~dropkit.Dropout`) or ``'spatial'`` (:class:`~dropkit.SpatialDropout`, whole channels)."""
+    """The dropout layer that follows a conv layer: ``'none'`` (identity),
+    ``'element'`` (:class:`~dropkit.Dropout`) or ``'spatial'``
+    (:class:`~dropkit.SpatialDropout`, whole channels)."""
     if kind not in DROPOUT_KINDS:
-        raise ValueError(f"dropout kind must be one of {DROPOUT_KINDS}, but got {kind!r}")
+        raise ValueError(
+            f"dropout kind must be one of {DROPOUT_KINDS}, but got {kind!r}"
+        )
     if kind == "none" or p == 0:
         return nn.Identity()
     return Dropout(p) if kind == "element" else SpatialDropout(p)
 
 
 class ConvNet1d(d2l.Classifier):
-    """A small Conv1d classifier for (N, 1, L) signals such as MNIST-1D: two convolutions of width 5
-    with ``channels`` channels and ReLU, each followed by ``make_dropout(dropout, p)``, then max
-    pooling by 2 and a linear layer."""
+    """A small Conv1d classifier for (N, 1, L) signals such as MNIST-1D: two
+    convolutions of width 5 with ``channels`` channels and ReLU, each followed by
+    ``make_dropout(dropout, p)``, then max pooling by 2 and a linear layer."""
 
     def __init__(self, dropout="none", p=0.2, channels=32, num_outputs=10, lr=0.2):
         super().__init__()
         self.save_hyperparameters()
         self.net = nn.Sequential(
-            nn.Conv1d(1, channels, 5, padding=2), nn.ReLU(), make_dropout(dropout, p),
-            nn.Conv1d(channels, channels, 5, padding=2), nn.ReLU(), make_dropout(dropout, p),
-            nn.MaxPool1d(2), nn.Flatten(), nn.LazyLinear(num_outputs),
+            nn.Conv1d(1, channels, 5, padding=2),
+            nn.ReLU(),
+            make_dropout(dropout, p),
+            nn.Conv1d(channels, channels, 5, padding=2),
+            nn.ReLU(),
+            make_dropout(dropout, p),
+            nn.MaxPool1d(2),
+            nn.Flatten(),
+            nn.LazyLinear(num_outputs),
         )
