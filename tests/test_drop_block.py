@@ -60,6 +60,17 @@ class TestDropBlock2d:
             f"differs from torchvision at p={p}, b={b}, {dtype}"
         )
 
+    @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+    def test_gradient_equals_torchvision_bit_for_bit_on_cpu(self, dtype):
+        x = torch.randn(4, 3, 12, 10, dtype=dtype, requires_grad=True)
+        grad = torch.randn(4, 3, 12, 10, dtype=dtype)
+        torch.manual_seed(3)
+        drop_block2d(x, 0.3, 3).backward(grad)
+        ours, x.grad = x.grad, None
+        torch.manual_seed(3)
+        tv_ops.drop_block2d(x, 0.3, 3).backward(grad)
+        assert torch.equal(ours, x.grad)
+
     def test_module_equals_torchvision_module(self):
         x = torch.randn(8, 4, 16, 16)
         torch.manual_seed(0)
@@ -301,6 +312,19 @@ class TestHouseRules:
         assert torch.equal(state, torch.get_rng_state()), (
             "the global generator must not advance"
         )
+
+    @pytest.mark.parametrize(
+        "kw", [{}, {"couple_channels": True}, {"scale_by_keep": False}], ids=str
+    )
+    def test_saves_only_a_bool_mask(self, op, shape, kw):
+        # torchvision keeps its float mask alive for backward: 4 bytes per entry.
+        x = torch.randn(shape, requires_grad=True)
+        saved = []
+        with torch.autograd.graph.saved_tensors_hooks(
+            lambda t: saved.append(t) or t, lambda t: t
+        ):
+            op(x, 0.3, 3, **kw)
+        assert saved and all(t.dtype == torch.bool for t in saved), saved
 
     def test_gradcheck_float64(self, op, shape):
         small = (1, 2) + (4,) * (len(shape) - 2)

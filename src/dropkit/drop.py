@@ -210,6 +210,25 @@ class SpatialDropout(_DropoutBase):
         return f"p={self.p}, channel_dim={self.channel_dim}"
 
 
+class _BlockMask(torch.autograd.Function):
+    """x * keep (* scale) for a 0/1 block mask: torchvision's products, in its order,
+    with a bool mask (one byte per entry) saved for backward instead of a float one."""
+
+    @staticmethod
+    def forward(ctx, x, keep, scale):
+        ctx.save_for_backward(keep.bool())
+        ctx.scale = scale
+        out = x * keep
+        return out if scale is None else out * scale
+
+    @staticmethod
+    def backward(ctx, grad):
+        (mask,) = ctx.saved_tensors
+        if ctx.scale is not None:
+            grad = grad * ctx.scale
+        return grad * mask.to(grad.dtype), None, None
+
+
 def _drop_block(
     x, p, block_size, training, couple_channels, scale_by_keep, generator, d
 ):
@@ -252,12 +271,12 @@ def _drop_block(
     pool = F.max_pool2d if d == 2 else F.max_pool3d
     noise = 1 - pool(noise, kernel_size=b, stride=1, padding=b // 2)
     if not scale_by_keep:
-        return x * noise
+        return _BlockMask.apply(x, noise, None)
     # numel / kept, torchvision's eps included; counted in float32 at least (a float16
     # sum overflows past 65504), and 0 rather than numel/eps when nothing is kept.
     kept = noise.sum(dtype=torch.promote_types(noise.dtype, torch.float32))
     scale = torch.where(kept > 0, noise.numel() / (1e-6 + kept), 0.0)
-    return x * noise * scale.to(x.dtype)
+    return _BlockMask.apply(x, noise, scale.to(x.dtype))
 
 
 def drop_block2d(
