@@ -15,7 +15,9 @@ def drop_block_1d(x, p, block_size):
     L = x.shape[-1]
     gamma = min(1.0, p / block_size * L / (L - block_size + 1))
     starts = torch.zeros_like(x)
-    starts[..., : L - block_size + 1] = torch.bernoulli(torch.full_like(x[..., : L - block_size + 1], gamma))
+    starts[..., : L - block_size + 1] = torch.bernoulli(
+        torch.full_like(x[..., : L - block_size + 1], gamma)
+    )
     keep = 1 - F.max_pool1d(F.pad(starts, (block_size - 1, 0)), block_size, stride=1)
     return x * keep * (keep.numel() / keep.sum().clamp(min=1))
 
@@ -44,18 +46,34 @@ def unscaled(x, p, noise_shape):
 
 class TestCheckTokenDropout:
     def test_passes_noise_shape_solution(self, capsys):
-        checks.check_token_dropout(lambda x, p: dropout(x, p, noise_shape=(None, None, 1)))
+        checks.check_token_dropout(
+            lambda x, p: dropout(x, p, noise_shape=(None, None, 1))
+        )
         assert capsys.readouterr().out == "all checks passed\n"
 
     @pytest.mark.parametrize(
         "fn,message",
         [
-            (lambda x, p: dropout(x, p, noise_shape=(None, 1, None)), "dropped parts of what must be dropped whole"),
+            (
+                lambda x, p: dropout(x, p, noise_shape=(None, 1, None)),
+                "dropped parts of what must be dropped whole",
+            ),
             (lambda x, p: dropout(x, p), "dropped parts of what must be dropped whole"),
-            (lambda x, p: dropout(x, p, noise_shape=(1, None, 1)), "one mask for every sample"),
-            (lambda x, p: unscaled(x, p, (None, None, 1)) if 0 < p < 1 else dropout(x, p), "forget to rescale"),
+            (
+                lambda x, p: dropout(x, p, noise_shape=(1, None, 1)),
+                "one mask for every sample",
+            ),
+            (
+                lambda x, p: (
+                    unscaled(x, p, (None, None, 1)) if 0 < p < 1 else dropout(x, p)
+                ),
+                "forget to rescale",
+            ),
             (lambda x, p: dropout(x, 1 - p, noise_shape=(None, None, 1)), "at p=0"),
-            (lambda x, p: dropout(x.float(), p, noise_shape=(None, None, 1)), "float16"),
+            (
+                lambda x, p: dropout(x.float(), p, noise_shape=(None, None, 1)),
+                "float16",
+            ),
         ],
     )
     def test_catches(self, fn, message):
@@ -65,7 +83,9 @@ class TestCheckTokenDropout:
 
 class TestCheckSpatialDropoutNHWC:
     def test_passes_channel_dim_minus_one(self, capsys):
-        checks.check_spatial_dropout_nhwc(lambda x, p: spatial_dropout(x, p, channel_dim=-1))
+        checks.check_spatial_dropout_nhwc(
+            lambda x, p: spatial_dropout(x, p, channel_dim=-1)
+        )
         assert capsys.readouterr().out == "all checks passed\n"
 
     @pytest.mark.parametrize(
@@ -74,7 +94,10 @@ class TestCheckSpatialDropoutNHWC:
             (lambda x, p: spatial_dropout(x, p), "channel_dim=1 would drop rows"),
             (lambda x, p: F.dropout2d(x, p), "channel_dim=1 would drop rows"),
             (lambda x, p: dropout(x, p, noise_shape=(None, 1, 1, 1)), "along axis 3"),
-            (lambda x, p: dropout(x, p, noise_shape=(1, 1, 1, None)), "one mask for every sample"),
+            (
+                lambda x, p: dropout(x, p, noise_shape=(1, 1, 1, None)),
+                "one mask for every sample",
+            ),
         ],
     )
     def test_catches(self, fn, message):
@@ -101,10 +124,50 @@ class TestCheckZeroCountPmf:
             checks.check_zero_count_pmf(fn)
 
 
+def centred_drop_block_1d(x, p, block_size):
+    """A second correct solution: seeds only where a block fits, then a centred pool
+    over them padded by b - 1 on both sides (torchvision's way, in 1-D)."""
+    if p == 0:
+        return x
+    L, b = x.shape[-1], block_size
+    gamma = min(1.0, p / b * L / (L - b + 1))
+    seeds = x.new_empty(x.shape[:-1] + (L - b + 1,)).bernoulli_(gamma)
+    covered = F.max_pool1d(F.pad(seeds, (b - 1, b - 1)), b, stride=1)
+    keep = 1 - covered
+    return x * keep * (keep.numel() / keep.sum().clamp(min=1))
+
+
 class TestCheckDropBlock1d:
     def test_passes(self, capsys):
         checks.check_drop_block_1d(drop_block_1d)
         assert capsys.readouterr().out == "all checks passed\n"
+
+    @pytest.mark.parametrize("solution", [drop_block_1d, centred_drop_block_1d])
+    def test_passes_correct_solutions_under_many_seeds(self, solution, capsys):
+        # The rate bound follows the algorithm's own expected rate (below p, from
+        # overlaps), with six standard deviations of its exact distribution: no seed may
+        # fail a right answer.
+        for seed in range(20):
+            checks.check_drop_block_1d(solution, seed=seed)
+        assert capsys.readouterr().out == "all checks passed\n" * 20
+
+    def test_expected_rate_is_exact(self):
+        # The closed form against a direct simulation of the algorithm (4096 x 20 rows).
+        from dropkit.checks.spatial_dropout import _drop_block_1d_rate
+
+        p, b, length = 0.3, 5, 16
+        mean, sd = _drop_block_1d_rate(p, b, length, rows=4096 * 20)
+        torch.manual_seed(0)
+        frac = (
+            (drop_block_1d(torch.ones(4096, 20, length), p, b) == 0)
+            .double()
+            .mean()
+            .item()
+        )
+        assert abs(frac - mean) < 5 * sd, (frac, mean, sd)
+        assert mean < p - 0.03, (
+            "overlapping blocks must make the rate visibly lower than p"
+        )
 
     def test_catches_element_dropout(self):
         with pytest.raises(checks.CheckFailed, match="a run of only 1 zero"):
@@ -114,8 +177,38 @@ class TestCheckDropBlock1d:
         def no_gamma(x, p, b):
             return drop_block_1d(x, min(1.0, p * b), b) if p > 0 else x
 
-        with pytest.raises(checks.CheckFailed, match="divide the block-start rate"):
+        with pytest.raises(
+            checks.CheckFailed, match="divide the start rate by block_size"
+        ):
             checks.check_drop_block_1d(no_gamma)
+
+    @pytest.mark.parametrize("seed", range(5))
+    def test_catches_missing_edge_factor(self, seed):
+        def no_edge(x, p, b):  # gamma = p / b: blocks start at only L - b + 1 positions
+            L = x.shape[-1]
+            return drop_block_1d(x, p * (L - b + 1) / L, b) if p > 0 else x
+
+        with pytest.raises(
+            checks.CheckFailed, match=r"multiply gamma by L / \(L - b \+ 1\)"
+        ):
+            checks.check_drop_block_1d(no_edge, seed=seed)
+
+    def test_catches_keep_probability(self):
+        with pytest.raises(checks.CheckFailed, match="probability to drop"):
+            checks.check_drop_block_1d(
+                lambda x, p, b: drop_block_1d(x, 1 - p, b) if p > 0 else x
+            )
+
+    def test_catches_blocks_past_the_end(self):
+        def clipped(x, p, b):  # starts at all L positions, blocks cut off at the end
+            if p == 0:
+                return x
+            seeds = torch.bernoulli(torch.full_like(x, p / b))
+            keep = 1 - F.max_pool1d(F.pad(seeds, (b - 1, 0)), b, stride=1)
+            return x * keep * (keep.numel() / keep.sum().clamp(min=1))
+
+        with pytest.raises(checks.CheckFailed, match="lying inside the sequence"):
+            checks.check_drop_block_1d(clipped)
 
     def test_catches_inverted_dropout_scale(self):
         def wrong_scale(x, p, b):
@@ -129,3 +222,43 @@ class TestCheckDropBlock1d:
     def test_catches_identity(self):
         with pytest.raises(checks.CheckFailed):
             checks.check_drop_block_1d(lambda x, p, b: x)
+
+
+def drop_block_gamma(p, block_size, sizes):
+    seeds = math.prod(f - block_size + 1 for f in sizes)
+    return p * math.prod(sizes) / (block_size ** len(sizes) * seeds)
+
+
+class TestCheckDropBlockGamma:
+    def test_passes(self, capsys):
+        checks.check_drop_block_gamma(drop_block_gamma)
+        checks.check_drop_block_gamma(
+            lambda p, b, s: torch.tensor(drop_block_gamma(p, b, s))
+        )
+        assert capsys.readouterr().out == "all checks passed\n" * 2
+
+    @pytest.mark.parametrize(
+        "fn,message",
+        [
+            (lambda p, b, s: p / b ** len(s), "factor for the edges is missing"),
+            (
+                lambda p, b, s: (
+                    p * math.prod(s) / (b**2 * math.prod(f - b + 1 for f in s))
+                ),
+                "not b\\^2",
+            ),
+            (
+                lambda p, b, s: p * math.prod(s) / math.prod(f - b + 1 for f in s),
+                "divide by the b\\^d",
+            ),
+            (
+                lambda p, b, s: p / b ** len(s) * (s[0] / (s[0] - b + 1)) ** len(s),
+                "not square",
+            ),
+            (lambda p, b, s: 1 - (1 - p) ** (1 / b ** len(s)), "expected gamma"),
+            (lambda p, b, s: [drop_block_gamma(p, b, s)] * 2, "return one number"),
+        ],
+    )
+    def test_catches(self, fn, message):
+        with pytest.raises(checks.CheckFailed, match=message):
+            checks.check_drop_block_gamma(fn)

@@ -10,7 +10,10 @@ from dropkit.spatial import DROPOUT_KINDS, ConvNet1d, make_dropout  # noqa: E402
 
 
 class TestMakeDropout:
-    @pytest.mark.parametrize("kind,cls", [("none", nn.Identity), ("element", Dropout), ("spatial", SpatialDropout)])
+    @pytest.mark.parametrize(
+        "kind,cls",
+        [("none", nn.Identity), ("element", Dropout), ("spatial", SpatialDropout)],
+    )
     def test_kinds(self, kind, cls):
         layer = make_dropout(kind, 0.3)
         assert type(layer) is cls
@@ -43,7 +46,9 @@ class TestConvNet1d:
         model = ConvNet1d(dropout=kind, p=0.2, channels=8)
         out = model(torch.randn(5, 1, 40))
         assert out.shape == (5, 10)
-        expected = {"none": nn.Identity, "element": Dropout, "spatial": SpatialDropout}[kind]
+        expected = {"none": nn.Identity, "element": Dropout, "spatial": SpatialDropout}[
+            kind
+        ]
         assert type(model.net[2]) is expected and type(model.net[5]) is expected
 
     def test_eval_is_deterministic_train_is_not(self):
@@ -70,4 +75,9 @@ class TestConvNet1d:
 
     def test_hyperparameters_saved(self):
         model = ConvNet1d(dropout="spatial", p=0.1, channels=4, lr=0.3)
-        assert (model.dropout, model.p, model.channels, model.lr) == ("spatial", 0.1, 4, 0.3)
+        assert (model.dropout, model.p, model.channels, model.lr) == (
+            "spatial",
+            0.1,
+            4,
+            0.3,
+        )

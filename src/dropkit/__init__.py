@@ -7,6 +7,11 @@ Re-exported here (they need only torch):
 - chapter 2: :func:`mc_predict`, Monte-Carlo dropout (:mod:`dropkit.inference`), and the noises
   that keep the mean and variance: :func:`alpha_dropout`, :func:`feature_alpha_dropout`,
   :func:`gaussian_dropout` and their modules (:mod:`dropkit.drop`);
+- chapter 7: :func:`mc_samples`, the uncertainty measures (:func:`predictive_entropy`,
+  :func:`mutual_information`, :func:`variation_ratio`) and calibration
+  (:func:`expected_calibration_error`, :func:`fit_temperature`) (:mod:`dropkit.uncertainty`);
+- chapter 4: :func:`drop_block2d` / :func:`drop_block3d` and :class:`DropBlock2d` /
+  :class:`DropBlock3d` (:mod:`dropkit.drop`), equal to torchvision's on CPU;
 - chapter 5: :class:`ViTBlock` and :func:`drop_path_rates` (:mod:`dropkit.vit`);
 - chapter 6: :func:`lowmem_dropout` / :class:`LowMemDropout` (:mod:`dropkit.lowmem`) and
   :func:`drop_path_residual` (:mod:`dropkit.skip`).
@@ -30,9 +35,20 @@ from dropkit.drop import (  # chapter 2: noise that keeps the mean and the varia
     feature_alpha_dropout,
     gaussian_dropout,
 )
+from dropkit.drop import DropBlock2d, DropBlock3d, drop_block2d, drop_block3d
 from dropkit.inference import mc_predict
 from dropkit.lowmem import LowMemDropout, lowmem_dropout
 from dropkit.skip import drop_path_residual
+from dropkit.uncertainty import (
+    calibration_bins,
+    expected_calibration_error,
+    expected_entropy,
+    fit_temperature,
+    mc_samples,
+    mutual_information,
+    predictive_entropy,
+    variation_ratio,
+)
 from dropkit.vit import ViTBlock, drop_path_rates
 
 __version__ = "0.1.0"
@@ -44,17 +60,29 @@ __all__ = [
     "alpha_dropout",
     "feature_alpha_dropout",
     "gaussian_dropout",
+    "DropBlock2d",
+    "DropBlock3d",
     "DropPath",
     "Dropout",
     "LowMemDropout",
     "SpatialDropout",
     "ViTBlock",
+    "drop_block2d",
+    "drop_block3d",
     "drop_path",
     "drop_path_residual",
     "drop_path_rates",
     "dropout",
     "lowmem_dropout",
     "mc_predict",
+    "mc_samples",
+    "mutual_information",
+    "predictive_entropy",
+    "variation_ratio",
+    "calibration_bins",
+    "expected_calibration_error",
+    "expected_entropy",
+    "fit_temperature",
     "scratch",
     "spatial_dropout",
 ]

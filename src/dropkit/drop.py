@@ -6,6 +6,7 @@ import math
 import numbers
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 
@@ -321,13 +322,15 @@ class FeatureAlphaDropout(_DropoutBase):
 def spatial_dropout(x, p=0.5, training=True, *, channel_dim=1, generator=None):
     """Spatial (channel) dropout: zero whole channels of each sample.
 
-    The mask has ``x.size(0)`` at dim 0, ``x.size(channel_dim)`` at ``channel_dim`` and 1
-    elsewhere: per sample, a channel is kept entirely (scaled by $1/(1-p)$) or zeroed entirely.
-    ``channel_dim=1`` is torch's ``Dropout1d/2d/3d`` (channels first); ``channel_dim=-1`` is Keras'
-    ``SpatialDropout1D/2D/3D`` (channels last, e.g. (N, T, C) embeddings). Dim 0 is always the batch.
+    The mask has ``x.size(0)`` at dim 0, ``x.size(channel_dim)`` at ``channel_dim``
+    and 1 elsewhere: per sample, a channel is kept entirely (scaled by $1/(1-p)$) or
+    zeroed entirely. ``channel_dim=1`` is torch's ``Dropout1d/2d/3d`` (channels first;
+    equal bit for bit on CPU under the same seed); ``channel_dim=-1`` is Keras'
+    ``SpatialDropout1D/2D/3D`` (channels last, e.g. (N, T, C) embeddings). Dim 0 is
+    always the batch.
 
-    Args: ``x`` (N, ...) with at least 2 dims, ``p``, ``training`` and ``generator`` as in
-    :func:`dropout`; ``channel_dim`` the channel axis (default 1), any axis but 0.
+    Args: ``x`` (N, ...) with at least 2 dims, ``p``, ``training`` and ``generator`` as
+    in :func:`dropout`; ``channel_dim`` the channel axis (default 1), any axis but 0.
 
     See :func:`dropout` for the rest; Tompson et al., CVPR 2015, for why.
     """
@@ -335,7 +338,8 @@ def spatial_dropout(x, p=0.5, training=True, *, channel_dim=1, generator=None):
     _check_input(x, "spatial_dropout")
     if x.dim() < 2:
         raise ValueError(
-            f"spatial_dropout expects a batched input (N, C, ...) with at least 2 dims, but got shape {tuple(x.shape)}"
+            "spatial_dropout expects a batched input (N, C, ...) with at least 2 dims, "
+            f"but got shape {tuple(x.shape)}"
         )
     if (
         isinstance(channel_dim, bool)
@@ -343,12 +347,14 @@ def spatial_dropout(x, p=0.5, training=True, *, channel_dim=1, generator=None):
         or not -x.dim() <= channel_dim < x.dim()
     ):
         raise ValueError(
-            f"channel_dim must be an axis of the {x.dim()}-D input, but got {channel_dim!r}"
+            f"channel_dim must be an axis of the {x.dim()}-D input, "
+            f"but got {channel_dim!r}"
         )
     c = channel_dim % x.dim()
     if c == 0:
         raise ValueError(
-            f"channel_dim={channel_dim} is the batch dimension; channels are another axis"
+            f"channel_dim={channel_dim} is the batch dimension; "
+            "channels are another axis"
         )
     if not training or p == 0.0:
         return x
@@ -369,6 +375,194 @@ class SpatialDropout(_DropoutBase):
 
     def extra_repr(self):
         return f"p={self.p}, channel_dim={self.channel_dim}"
+
+
+class _BlockMask(torch.autograd.Function):
+    """x * keep (* scale) for a 0/1 block mask: torchvision's products, in its order,
+    with a bool mask (one byte per entry) saved for backward instead of a float one."""
+
+    @staticmethod
+    def forward(ctx, x, keep, scale):
+        ctx.save_for_backward(keep.bool())
+        ctx.scale = scale
+        out = x * keep
+        return out if scale is None else out * scale
+
+    @staticmethod
+    def backward(ctx, grad):
+        (mask,) = ctx.saved_tensors
+        if ctx.scale is not None:
+            grad = grad * ctx.scale
+        return grad * mask.to(grad.dtype), None, None
+
+
+def _drop_block(
+    x, p, block_size, training, couple_channels, scale_by_keep, generator, d
+):
+    """DropBlock over the last ``d`` axes of an (N, C, *spatial) input."""
+    op = f"drop_block{d}d"
+    p = _check_p(p)
+    _check_input(x, op)
+    if x.dim() != d + 2:
+        axes = ", ".join("DHW"[3 - d :])
+        raise ValueError(
+            f"{op} expects a {d + 2}-D input (N, C, {axes}), but received a "
+            f"{x.dim()}-D input of shape {tuple(x.shape)}"
+        )
+    sizes = tuple(x.shape[2:])
+    b = block_size
+    if isinstance(b, bool) or not isinstance(b, numbers.Integral) or b < 1:
+        raise ValueError(f"block_size must be a positive odd int, but got {b!r}")
+    if b % 2 == 0:
+        # A block is centred on its seed, which needs an odd side (torchvision too).
+        raise ValueError(f"block_size must be odd (centred on its seed), but got {b}")
+    if b > min(sizes):
+        size = " x ".join(map(str, sizes))
+        raise ValueError(
+            f"block_size {b} is larger than the {size} feature map; use at most "
+            f"{min(sizes)} (torchvision would shrink it to that silently)"
+        )
+    if not training or p == 0.0:
+        return x
+    if p == 1.0:  # drop everything; the gamma formula alone would keep some entries
+        return x.masked_fill(x.new_ones((), dtype=torch.bool), 0)
+    # gamma as torchvision computes it, to the last bit: p*H*W / (b^2 (H-b+1)(W-b+1))
+    gamma, seeds = p, 1
+    for f in sizes:
+        gamma, seeds = gamma * f, seeds * (f - b + 1)
+    gamma = gamma / (b**d * seeds)
+    shape = (x.shape[0], 1 if couple_channels else x.shape[1])
+    noise = x.new_empty(shape + tuple(f - b + 1 for f in sizes))
+    noise.bernoulli_(gamma, generator=generator)  # 1 = a block centred here is dropped
+    noise = F.pad(noise, [b // 2] * (2 * d), value=0)
+    pool = F.max_pool2d if d == 2 else F.max_pool3d
+    noise = 1 - pool(noise, kernel_size=b, stride=1, padding=b // 2)
+    if not scale_by_keep:
+        return _BlockMask.apply(x, noise, None)
+    # numel / kept, torchvision's eps included; counted in float32 at least (a float16
+    # sum overflows past 65504), and 0 rather than numel/eps when nothing is kept.
+    kept = noise.sum(dtype=torch.promote_types(noise.dtype, torch.float32))
+    scale = torch.where(kept > 0, noise.numel() / (1e-6 + kept), 0.0)
+    return _BlockMask.apply(x, noise, scale.to(x.dtype))
+
+
+def drop_block2d(
+    x,
+    p,
+    block_size,
+    training=True,
+    *,
+    couple_channels=False,
+    scale_by_keep=True,
+    generator=None,
+):
+    """DropBlock: zero square blocks of each feature map, not single entries.
+
+    In training, block centres are drawn as Bernoulli($\\gamma$) at the
+    $(H-b+1)(W-b+1)$ positions where a ``block_size`` $\\times$ ``block_size`` block
+    fits inside the map, with $\\gamma = p\\,HW / (b^2 (H-b+1)(W-b+1))$ (Ghiasi et
+    al., 2018, eq. 1), so that about a fraction ``p`` of the entries is dropped (less
+    where blocks overlap, least at the border). Every entry inside a drawn block is
+    zeroed, and the kept entries are scaled by (number of entries) / (number kept), not
+    by $1/(1-p)$. With ``training=False`` or ``p == 0`` the input is returned as it is;
+    with ``p == 1`` the output is all zeros, with zero gradient. ``block_size=1`` is
+    element dropout with an empirical scale; a block as large as a square map zeros
+    whole channels, as spatial dropout does.
+
+    Args:
+        x: a floating-point tensor (N, C, H, W), on any device.
+        p: target fraction of dropped entries, between 0 and 1.
+        block_size: odd side $b$ of the square block, at most ``min(H, W)``.
+        training: apply DropBlock (True) or return ``x`` unchanged (False).
+            Default: True.
+        couple_channels: draw one mask per sample, shared by all channels, as the paper
+            and timm do (True), or one per (sample, channel), as torchvision does
+            (False, default).
+        scale_by_keep: scale the kept entries by numel / kept (True, default) or leave
+            them as they are.
+        generator: a ``torch.Generator`` for the mask; by default torch's global one.
+
+    Shape:
+        output has the shape, dtype, device and memory layout of ``x``.
+
+    Example:
+        >>> y = drop_block2d(torch.ones(8, 16, 28, 28), p=0.1, block_size=7)
+
+    With the defaults and the same seed it equals ``torchvision.ops.drop_block2d`` bit
+    for bit on CPU, for 0 <= p < 1 (float32 and float64; for float16 and bfloat16 the
+    kept entries are counted in float32, where torchvision's half-precision sum
+    overflows).
+    Unlike torchvision it rejects a block larger than the map instead of shrinking it,
+    checks ``block_size`` in eval mode too, and gives zeros at p = 1. timm 1.0.31's
+    ``drop_block_2d`` couples channels by default and draws its centres at every
+    position, clipping blocks at the border, so its masks differ. Ghiasi, Lin and Le,
+    "DropBlock: A regularization method for convolutional networks", NeurIPS 2018.
+    """
+    args = (x, p, block_size, training, couple_channels, scale_by_keep, generator)
+    return _drop_block(*args, d=2)
+
+
+def drop_block3d(
+    x,
+    p,
+    block_size,
+    training=True,
+    *,
+    couple_channels=False,
+    scale_by_keep=True,
+    generator=None,
+):
+    """DropBlock on (N, C, D, H, W) volumes: cubes of side ``block_size``,
+    $\\gamma = p\\,DHW / (b^3 (D-b+1)(H-b+1)(W-b+1))$. Equals
+    ``torchvision.ops.drop_block3d`` bit for bit on CPU under the same seed (defaults,
+    0 <= p < 1). See :func:`drop_block2d`."""
+    args = (x, p, block_size, training, couple_channels, scale_by_keep, generator)
+    return _drop_block(*args, d=3)
+
+
+class DropBlock2d(_DropoutBase):
+    """DropBlock as a module. See :func:`~dropkit.drop_block2d`."""
+
+    def __init__(self, p, block_size, couple_channels=False, scale_by_keep=True):
+        super().__init__(p)
+        if isinstance(block_size, bool) or not isinstance(block_size, numbers.Integral):
+            raise ValueError(
+                f"block_size must be a positive odd int, but got {block_size!r}"
+            )
+        if block_size < 1 or block_size % 2 == 0:
+            raise ValueError(
+                f"block_size must be a positive odd int, but got {block_size}"
+            )
+        self.block_size = int(block_size)
+        self.couple_channels = bool(couple_channels)
+        self.scale_by_keep = bool(scale_by_keep)
+
+    def forward(self, x):
+        return drop_block2d(
+            x, self.p, self.block_size, self.training, **self._options()
+        )
+
+    def _options(self):
+        return {
+            "couple_channels": self.couple_channels,
+            "scale_by_keep": self.scale_by_keep,
+        }
+
+    def extra_repr(self):
+        return (
+            f"p={self.p}, block_size={self.block_size}, "
+            f"couple_channels={self.couple_channels}, "
+            f"scale_by_keep={self.scale_by_keep}"
+        )
+
+
+class DropBlock3d(DropBlock2d):
+    """DropBlock on volumes as a module. See :func:`~dropkit.drop_block3d`."""
+
+    def forward(self, x):
+        return drop_block3d(
+            x, self.p, self.block_size, self.training, **self._options()
+        )
 
 
 def drop_path(x, p=0.0, training=True, *, scale_by_keep=True, generator=None):

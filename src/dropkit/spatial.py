@@ -11,8 +11,9 @@ DROPOUT_KINDS = ("none", "element", "spatial")
 
 
 def make_dropout(kind, p):
-    """The dropout layer that follows a conv layer: ``'none'`` (identity), ``'element'``
-    (:class:`~dropkit.Dropout`) or ``'spatial'`` (:class:`~dropkit.SpatialDropout`, whole channels)."""
+    """The dropout layer that follows a conv layer: ``'none'`` (identity),
+    ``'element'`` (:class:`~dropkit.Dropout`) or ``'spatial'``
+    (:class:`~dropkit.SpatialDropout`, whole channels)."""
     if kind not in DROPOUT_KINDS:
         raise ValueError(
             f"dropout kind must be one of {DROPOUT_KINDS}, but got {kind!r}"
@@ -23,9 +24,9 @@ def make_dropout(kind, p):
 
 
 class ConvNet1d(d2l.Classifier):
-    """A small Conv1d classifier for (N, 1, L) signals such as MNIST-1D: two convolutions of width 5
-    with ``channels`` channels and ReLU, each followed by ``make_dropout(dropout, p)``, then max
-    pooling by 2 and a linear layer."""
+    """A small Conv1d classifier for (N, 1, L) signals such as MNIST-1D: two
+    convolutions of width 5 with ``channels`` channels and ReLU, each followed by
+    ``make_dropout(dropout, p)``, then max pooling by 2 and a linear layer."""
 
     def __init__(self, dropout="none", p=0.2, channels=32, num_outputs=10, lr=0.2):
         super().__init__()
