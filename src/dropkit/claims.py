@@ -209,6 +209,10 @@ def glue(name: str, value, display: bool = False) -> None:
     the cell that computed the value: a float's digits depend on the CPU, and that
     cell's output is not compared.
     """
+    if getattr(value, "ndim", None) == 0 and hasattr(value, "item"):
+        # numpy and torch scalars: their repr ("np.float64(0.5)", "tensor(0.5)") is not
+        # a number that {glue:text}`name:.3f` can format; the Python number's is.
+        value = value.item()
     try:
         from myst_nb import glue as myst_glue
     except ImportError:

@@ -59,8 +59,9 @@ class MNIST1D(d2l.DataModule):
 class Digits(d2l.DataModule):
     """scikit-learn's bundled 8x8 handwritten digits (1797 images): no download.
 
-    A random split, fixed by ``seed``, puts ``num_train`` images in the training set and the rest in
-    the validation set. ``X`` is (N, 1, 8, 8) float32 in [0, 1], ``y`` is (N,) int64.
+    A random split, fixed by ``seed``, puts ``num_train`` images in the training set and
+    the rest in the validation set. ``X`` is (N, 1, 8, 8) float32 in [0, 1], ``y`` is
+    (N,) int64.
     """
 
     def __init__(self, batch_size=64, num_train=1000, seed=0):
@@ -72,7 +73,8 @@ class Digits(d2l.DataModule):
         images, labels = load_digits(return_X_y=True)
         if num_train >= len(labels):
             raise ValueError(
-                f"num_train must leave images for validation (< {len(labels)}), but got {num_train}"
+                "num_train must leave images for validation "
+                f"(< {len(labels)}), but got {num_train}"
             )
         self.save_hyperparameters()
         order = torch.randperm(

@@ -1,0 +1,108 @@
+"""dropkit.claims: Welch as scipy computes it, verdicts that hold or fail, and glue."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+
+from dropkit import claims
+
+A = [0.81, 0.83, 0.82, 0.84, 0.80]
+B = [0.78, 0.79, 0.80, 0.77, 0.78]
+
+
+class TestWelch:
+    def test_equals_scipy(self):
+        w = claims.welch(A, B[:4])
+        ref = stats.ttest_ind(A, B[:4], equal_var=False)
+        assert math.isclose(w.t, ref.statistic, rel_tol=1e-12)
+        assert math.isclose(w.pvalue, ref.pvalue, rel_tol=1e-9)
+        assert math.isclose(w.df, ref.df, rel_tol=1e-12)
+        assert math.isclose(w.diff, np.mean(A) - np.mean(B[:4]), rel_tol=1e-12)
+
+    def test_identical_values(self):
+        assert claims.welch([1, 1, 1], [1, 1]).pvalue == 1.0
+        w = claims.welch([2, 2, 2], [1, 1])
+        assert w.pvalue == 0.0 and w.t == math.inf and w.diff == 1.0
+
+    def test_str_gives_the_numbers(self):
+        assert str(claims.welch(A, B)).startswith("+0.0360 ± 0.0087 (Welch t = 4.13")
+
+    @pytest.mark.parametrize(
+        "bad", [[1.0], [], [1.0, float("nan")], [1.0, float("inf")]]
+    )
+    def test_bad_values_are_named(self, bad):
+        with pytest.raises(ValueError, match="a "):
+            claims.welch(bad, B)
+
+    def test_not_a_sequence(self):
+        with pytest.raises(TypeError, match="one per seed"):
+            claims.welch(3.0, B)
+
+
+class TestClaims:
+    def test_holds_prints_the_statement_only(self, capsys):
+        claims.claim("p=0.3 beats p=0", True, "0.83 vs 0.79")
+        assert capsys.readouterr().out == "claim holds: p=0.3 beats p=0\n"
+
+    def test_fails_with_the_measurement(self):
+        with pytest.raises(claims.ClaimFailed, match="claim fails: x; measured 0.5"):
+            claims.claim("x", False, "0.5")
+
+    def test_empty_statement(self):
+        with pytest.raises(ValueError, match="statement"):
+            claims.claim("  ", True)
+
+    def test_greater(self, capsys):
+        w = claims.claim_greater(A, B, "A beats B")
+        assert capsys.readouterr().out == (
+            "claim holds: A beats B (Welch test, 5 seeds, p < 0.01)\n"
+        )
+        assert w.diff > 0
+        with pytest.raises(claims.ClaimFailed, match="B beats A"):
+            claims.claim_greater(B, A, "B beats A")
+
+    def test_greater_needs_significance(self):
+        noisy = [0.80, 0.86, 0.78, 0.84, 0.83]
+        with pytest.raises(claims.ClaimFailed, match="Welch t"):
+            claims.claim_greater(noisy, [0.81, 0.82, 0.80, 0.83, 0.79], "noisy beats")
+
+    def test_within_noise(self, capsys):
+        claims.claim_within_noise([0.80, 0.86, 0.78], [0.81, 0.82, 0.80], "same")
+        assert "p >= 0.01" in capsys.readouterr().out
+        with pytest.raises(claims.ClaimFailed):
+            claims.claim_within_noise(A, B, "A and B within noise")
+
+    @pytest.mark.parametrize("alpha", [0, 1, -0.1, 1.5])
+    def test_bad_alpha(self, alpha):
+        with pytest.raises(ValueError, match="alpha"):
+            claims.claim_greater(A, B, "x", alpha=alpha)
+
+    def test_close(self, capsys):
+        assert claims.claim_close(1.251, 1.25, 0.01, "near 1.25") == pytest.approx(
+            0.001
+        )
+        assert capsys.readouterr().out == "claim holds: near 1.25\n"
+        with pytest.raises(claims.ClaimFailed, match="tolerance 0.001"):
+            claims.claim_close(1.3, 1.25, 0.001, "near 1.25")
+        with pytest.raises(claims.ClaimFailed, match="non-finite"):
+            claims.claim_close(float("nan"), 1.25, 0.1, "near 1.25")
+        with pytest.raises(ValueError, match="tol"):
+            claims.claim_close(1.0, 1.0, -1, "x")
+
+
+class TestGlue:
+    @pytest.mark.parametrize(
+        "value", [np.float64(0.5), np.float32(0.5), torch.tensor(0.5), 0.5]
+    )
+    def test_scalars_are_stored_as_plain_numbers(self, value, monkeypatch):
+        stored = {}
+        import myst_nb
+
+        monkeypatch.setattr(
+            myst_nb, "glue", lambda name, v, display: stored.update({name: v})
+        )
+        claims.glue("x", value)
+        assert type(stored["x"]) is float and stored["x"] == 0.5
