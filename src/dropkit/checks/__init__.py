@@ -10,13 +10,28 @@ chapter 5's); what they share is in :mod:`dropkit.checks._common`. Every check i
 here, as ``dropkit.checks.check_*``.
 """
 
-from dropkit.checks import drop_path, dropout_from_scratch, inverted_scaling, spatial_dropout, training_with_dropout
+from dropkit.checks import (
+    drop_path,
+    dropout_from_scratch,
+    inverted_scaling,
+    memory_speed,
+    spatial_dropout,
+    training_with_dropout,
+)
 from dropkit.checks._common import CheckFailed
 from dropkit.checks.drop_path import *  # noqa: F403
 from dropkit.checks.dropout_from_scratch import *  # noqa: F403
 from dropkit.checks.inverted_scaling import *  # noqa: F403
+from dropkit.checks.memory_speed import *  # noqa: F403
 from dropkit.checks.spatial_dropout import *  # noqa: F403
 from dropkit.checks.training_with_dropout import *  # noqa: F403
 
-_CHAPTERS = (dropout_from_scratch, inverted_scaling, training_with_dropout, spatial_dropout, drop_path)
+_CHAPTERS = (
+    dropout_from_scratch,
+    inverted_scaling,
+    training_with_dropout,
+    spatial_dropout,
+    drop_path,
+)
+_CHAPTERS += (memory_speed,)
 __all__ = ["CheckFailed", *(name for module in _CHAPTERS for name in module.__all__)]
