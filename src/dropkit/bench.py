@@ -6,6 +6,7 @@ import ctypes
 import ctypes.util
 import statistics
 import time
+import warnings
 
 import torch
 from torch.nn import functional as F
@@ -69,6 +70,22 @@ def ratio(times, name, base="clone"):
     return q[1], q[2] - q[0]
 
 
+def _compiled(fn, example):
+    """torch.compile(fn) if it compiles for ``example``, else fn itself, with a warning."""
+    compiled = torch.compile(fn)
+    try:
+        compiled(example)
+    except Exception as err:  # no C++ compiler, an inductor bug for this CPU, ...
+        warnings.warn(
+            f"dropkit.bench: torch.compile failed ({type(err).__name__}); "
+            "timing the eager function in its place",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return fn
+    return compiled
+
+
 def _fwd_bwd(f, x, grad):
     def run():
         x.grad = None
@@ -85,7 +102,7 @@ def dropout_timings(n, p=0.5, repeat=7, device="cpu", dtype=torch.float32):
     xg, grad = x.clone().requires_grad_(), torch.ones_like(x)
     ops = {
         "F.dropout": lambda t: F.dropout(t, p),
-        "compiled F.dropout": torch.compile(lambda t: F.dropout(t, p)),
+        "compiled F.dropout": _compiled(lambda t: F.dropout(t, p), x),
         "dropkit.dropout": lambda t: dropout(t, p),
         "lowmem_dropout": lambda t: lowmem_dropout(t, p),
     }
