@@ -71,7 +71,7 @@ def ratio(times, name, base="clone"):
 
 
 def _compiled(fn, example):
-    """torch.compile(fn) if it compiles for ``example``, else fn itself, with a warning."""
+    """torch.compile(fn) if it compiles for ``example``, else fn, with a warning."""
     compiled = torch.compile(fn)
     try:
         compiled(example)
