@@ -11,12 +11,24 @@ from dropkit.drop import Dropout
 class DropoutMLP(d2l.Classifier):
     """d2l's MLP with two hidden ReLU layers, each followed by :class:`~dropkit.Dropout`."""
 
-    def __init__(self, num_outputs=10, num_hiddens_1=256, num_hiddens_2=256, dropout_1=0.5, dropout_2=0.5, lr=0.1):
+    def __init__(
+        self,
+        num_outputs=10,
+        num_hiddens_1=256,
+        num_hiddens_2=256,
+        dropout_1=0.5,
+        dropout_2=0.5,
+        lr=0.1,
+    ):
         super().__init__()
         self.save_hyperparameters()
         self.net = nn.Sequential(
             nn.Flatten(),
-            nn.LazyLinear(num_hiddens_1), nn.ReLU(), Dropout(dropout_1),
-            nn.LazyLinear(num_hiddens_2), nn.ReLU(), Dropout(dropout_2),
+            nn.LazyLinear(num_hiddens_1),
+            nn.ReLU(),
+            Dropout(dropout_1),
+            nn.LazyLinear(num_hiddens_2),
+            nn.ReLU(),
+            Dropout(dropout_2),
             nn.LazyLinear(num_outputs),
         )

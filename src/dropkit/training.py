@@ -8,14 +8,16 @@ from d2l import torch as d2l
 def train(model, data, max_epochs):
     """Fit ``model`` on ``data`` with ``d2l.Trainer``, without live plotting.
 
-    Returns the curves d2l records, one point per epoch: a dict mapping ``'train_loss'`` (the
-    mean of that epoch's mini-batch losses, taken while the weights change and with dropout on),
-    ``'val_loss'`` and ``'val_acc'`` (means over the validation mini-batches after the epoch) to
-    lists of floats. Seed torch before building the model to make the run reproducible.
+    Returns the curves d2l records, one point per epoch: a dict mapping
+    ``'train_loss'`` (the mean of that epoch's mini-batch losses, taken while the
+    weights change and with dropout on), ``'val_loss'`` and ``'val_acc'`` (means over
+    the validation mini-batches after the epoch) to lists of floats. Seed torch before
+    building the model to make the run reproducible.
     """
     if isinstance(max_epochs, bool) or not isinstance(max_epochs, int) or max_epochs <= 0:
         raise ValueError(f"max_epochs must be a positive integer, but got {max_epochs!r}")
     model.board.display = False
     model.plot_train_per_epoch = 1  # d2l's default, 2, plots half-epoch means
     d2l.Trainer(max_epochs=max_epochs).fit(model, data)
-    return {label: [float(point.y) for point in points] for label, points in model.board.data.items()}
+    curves = model.board.data.items()
+    return {label: [float(point.y) for point in points] for label, points in curves}
