@@ -49,7 +49,11 @@ def _noise_shape(x, noise_shape):
     for axis, (n, size) in enumerate(zip(entries, x.shape)):
         if n is None:
             n = size
-        elif isinstance(n, bool) or not isinstance(n, numbers.Integral) or n not in (1, size):
+        elif (
+            isinstance(n, bool)
+            or not isinstance(n, numbers.Integral)
+            or n not in (1, size)
+        ):
             raise ValueError(
                 f"noise_shape[{axis}] must be 1 (share the mask along axis {axis}), "
                 f"None or the axis size {size}, but got {n!r}"

@@ -2,14 +2,17 @@
 # Edit those cells, not this file.
 
 
-from torch import nn
 from d2l import torch as d2l
+from torch import nn
 
 from dropkit.drop import Dropout
 
 
 class DropoutMLP(d2l.Classifier):
-    """d2l's MLP with two hidden ReLU layers, each followed by :class:`~dropkit.Dropout`."""
+    """d2l's MLP with two hidden ReLU layers, each followed by a dropout.
+
+    The dropouts are :class:`~dropkit.Dropout` with rates ``dropout_1`` and
+    ``dropout_2``."""
 
     def __init__(
         self,

@@ -14,8 +14,14 @@ def train(model, data, max_epochs):
     the validation mini-batches after the epoch) to lists of floats. Seed torch before
     building the model to make the run reproducible.
     """
-    if isinstance(max_epochs, bool) or not isinstance(max_epochs, int) or max_epochs <= 0:
-        raise ValueError(f"max_epochs must be a positive integer, but got {max_epochs!r}")
+    if (
+        isinstance(max_epochs, bool)
+        or not isinstance(max_epochs, int)
+        or max_epochs <= 0
+    ):
+        raise ValueError(
+            f"max_epochs must be a positive integer, but got {max_epochs!r}"
+        )
     model.board.display = False
     model.plot_train_per_epoch = 1  # d2l's default, 2, plots half-epoch means
     d2l.Trainer(max_epochs=max_epochs).fit(model, data)
