@@ -135,13 +135,34 @@ class TestCommonSemantics:
 
 
 class TestDropout:
-    @pytest.mark.parametrize("p", [0.1, 0.5, 0.9])
-    def test_equals_torch_bit_for_bit(self, p):
-        x = torch.randn(32, 64)
+    @pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=str)
+    @pytest.mark.parametrize("p", [0.1, 0.3, 0.5, 0.9])
+    def test_equals_torch_bit_for_bit_on_cpu(self, p, dtype):
+        x = torch.randn(32, 64).to(dtype)
+        x[0, :4] = torch.tensor([float("inf"), -float("inf"), float("nan"), -0.0])
         torch.manual_seed(0)
         ours = dropout(x, p)
+        after_ours = torch.get_rng_state()
         torch.manual_seed(0)
-        assert torch.equal(ours, F.dropout(x, p))
+        theirs = F.dropout(x, p)
+        # Bit for bit: the same bytes, so -0.0 for a dropped negative entry and NaN
+        # for a dropped infinity, as x * 0 gives.
+        assert torch.equal(
+            ours.view(-1).view(torch.uint8), theirs.view(-1).view(torch.uint8)
+        )
+        assert torch.equal(after_ours, torch.get_rng_state()), (
+            "dropout must consume the random stream exactly as F.dropout does"
+        )
+
+    def test_gradient_equals_torch_bit_for_bit_on_cpu(self):
+        x = torch.randn(32, 64)
+        xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
+        g = torch.randn(32, 64)
+        torch.manual_seed(4)
+        dropout(xa, 0.3).backward(g)
+        torch.manual_seed(4)
+        F.dropout(xb, 0.3).backward(g)
+        assert torch.equal(xa.grad, xb.grad)
 
     @pytest.mark.parametrize(
         "make",
