@@ -1,4 +1,5 @@
-"""The exercise checks must pass correct solutions and catch each classic mistake by name."""
+"""The exercise checks must pass correct solutions and catch each classic mistake by
+name."""
 
 import numpy as np
 import pytest
@@ -26,7 +27,9 @@ def not_scaled(X, p):
 def keep_convention(X, p):  # p read as the keep probability
     if p == 0:
         return X
-    return (torch.rand_like(X) < p).to(X.dtype) * X / p if p > 0 else torch.zeros_like(X)
+    return (
+        (torch.rand_like(X) < p).to(X.dtype) * X / p if p > 0 else torch.zeros_like(X)
+    )
 
 
 class TestCheckDropoutLayer:
@@ -56,6 +59,74 @@ class TestCheckDropoutLayer:
 
         with pytest.raises(checks.CheckFailed, match="device 'meta'"):
             checks.check_dropout_layer(cpu_mask)
+
+
+def robust(X, p):  # the chapter's solution: mask made from X, guard at p=1
+    if p == 1:
+        return torch.zeros_like(X)
+    return (torch.rand_like(X) > p).to(X.dtype) * X / (1.0 - p)
+
+
+def shared_over_batch(X, p):  # one mask row, broadcast to every sample
+    if p == 1:
+        return torch.zeros_like(X)
+    row = torch.rand(X.shape[-1], dtype=X.dtype, device=X.device)
+    return (row > p).to(X.dtype) * X / (1.0 - p)
+
+
+def reseeds_global(X, p):  # torch.manual_seed inside: the same mask on every call
+    torch.manual_seed(0)
+    return robust(X, p)
+
+
+def fixed_generator(X, p):  # a generator seeded on every call: the same mask again
+    g = torch.Generator().manual_seed(0)
+    if p == 1:
+        return torch.zeros_like(X)
+    u = torch.rand(X.shape, generator=g).to(X)  # drawn on the CPU, moved to X
+    return (u > p).to(X.dtype) * X / (1.0 - p)
+
+
+class TestCheckDropoutLayerFreshMasks:
+    """Issue 12 §7: masks must be fresh per sample and per call."""
+
+    def test_passes_chapter_solution(self, capsys):
+        checks.check_dropout_layer(robust)
+        assert capsys.readouterr().out == "all checks passed\n"
+
+    def test_passing_leaves_results_seedable(self):
+        # The check seeds torch itself; a correct solution still passes after any seed.
+        for seed in range(3):
+            torch.manual_seed(seed)
+            checks.check_dropout_layer(robust)
+
+    def test_catches_mask_shared_over_batch(self):
+        with pytest.raises(
+            checks.CheckFailed, match="every sample of the batch the same mask"
+        ):
+            checks.check_dropout_layer(shared_over_batch)
+
+    def test_catches_reseeding_global_rng(self):
+        with pytest.raises(
+            checks.CheckFailed, match=r"resets torch's global random number generator"
+        ):
+            checks.check_dropout_layer(reseeds_global)
+
+    def test_catches_seeded_generator_inside(self):
+        with pytest.raises(checks.CheckFailed, match="drew the same mask"):
+            checks.check_dropout_layer(fixed_generator)
+
+    def test_wrong_answers_pass_the_value_checks(self):
+        # Each wrong answer above gets past the shared value checks (dtype, device, p=0,
+        # p=1, keep rate, scale): the fresh-mask checks are what catch it.
+        from dropkit.checks._common import _check_inverted_dropout
+
+        for fn in (shared_over_batch, reseeds_global, fixed_generator):
+            _check_inverted_dropout(fn, fn.__name__)
+
+    def test_d2l_message_names_the_cause(self):
+        with pytest.raises(checks.CheckFailed, match=r"\.float\(\) forces float32"):
+            checks.check_dropout_layer(d2l_dropout_layer)
 
 
 class TestCheckScratchBackward:

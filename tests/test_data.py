@@ -19,22 +19,37 @@ def mnist1d():
 class TestMNIST1D:
     def test_shapes_and_split(self, mnist1d):
         assert mnist1d.X.shape == (1000, 1, 40) and mnist1d.X.dtype == torch.float32
-        assert mnist1d.y.dtype == torch.int64 and set(mnist1d.y.tolist()) == set(range(10))
+        assert mnist1d.y.dtype == torch.int64 and set(mnist1d.y.tolist()) == set(
+            range(10)
+        )
         assert mnist1d.num_train == 800
         xb, yb = next(iter(mnist1d.val_dataloader()))
         assert xb.shape == (100, 1, 40) and yb.shape == (100,)
-        assert len(mnist1d.train_dataloader()) == 8 and len(mnist1d.val_dataloader()) == 2
+        assert (
+            len(mnist1d.train_dataloader()) == 8 and len(mnist1d.val_dataloader()) == 2
+        )
 
     def test_deterministic_and_leaves_global_rng_alone(self, mnist1d):
         np.random.seed(123)
         random.seed(123)
         other = MNIST1D(num_samples=1000, seed=3)
         assert torch.equal(other.X, mnist1d.X) and torch.equal(other.y, mnist1d.y)
-        assert np.random.rand() == np.random.RandomState(123).rand(), "numpy's global state was changed"
-        assert random.random() == random.Random(123).random(), "random's global state was changed"
+        assert np.random.rand() == np.random.RandomState(123).rand(), (
+            "numpy's global state was changed"
+        )
+        assert random.random() == random.Random(123).random(), (
+            "random's global state was changed"
+        )
         assert not torch.equal(MNIST1D(num_samples=1000, seed=4).X, mnist1d.X)
 
-    @pytest.mark.parametrize("kw,match", [({"num_samples": 995}, "multiple of 10"), ({"batch_size": 0}, "batch_size"), ({"num_samples": -10}, "num_samples")])
+    @pytest.mark.parametrize(
+        "kw,match",
+        [
+            ({"num_samples": 995}, "multiple of 10"),
+            ({"batch_size": 0}, "batch_size"),
+            ({"num_samples": -10}, "num_samples"),
+        ],
+    )
     def test_bad_arguments(self, kw, match):
         with pytest.raises(ValueError, match=match):
             MNIST1D(**kw)
@@ -43,25 +58,33 @@ class TestMNIST1D:
 class TestDigits:
     def test_shapes_split_and_range(self):
         data = Digits(num_train=500, seed=1)
-        assert data.X.shape == (1797, 1, 8, 8) and 0 <= data.X.min() and data.X.max() <= 1
+        assert (
+            data.X.shape == (1797, 1, 8, 8) and 0 <= data.X.min() and data.X.max() <= 1
+        )
         assert sum(len(b[1]) for b in data.train_dataloader()) == 500
         assert sum(len(b[1]) for b in data.val_dataloader()) == 1297
         assert torch.equal(Digits(num_train=500, seed=1).y, data.y)
 
     def test_bad_num_train(self):
-        with pytest.raises(ValueError, match="num_train must leave images for validation .* but got 1797"):
+        with pytest.raises(
+            ValueError,
+            match="num_train must leave images for validation .* but got 1797",
+        ):
             Digits(num_train=1797)
 
 
 class TestTraining:
     def test_train_learns_and_returns_curves(self, mnist1d):
         torch.manual_seed(0)
-        curves = train(DropoutMLP(dropout_1=0.2, dropout_2=0.2, lr=0.3), mnist1d, max_epochs=3)
+        curves = train(
+            DropoutMLP(dropout_1=0.2, dropout_2=0.2, lr=0.3), mnist1d, max_epochs=3
+        )
         assert set(curves) == {"train_loss", "val_loss", "val_acc"}
-        # one point per epoch: the mean of that epoch's mini-batch losses (d2l plots two)
-        assert len(curves["train_loss"]) == 3 and len(curves["val_acc"]) == 3
+        assert len(curves["train_loss"]) == len(curves["val_acc"]) == 3  # one per epoch
         assert curves["train_loss"][-1] < curves["train_loss"][0]
-        assert curves["val_acc"][-1] > 0.2, "should beat chance (0.1) after three epochs"
+        assert curves["val_acc"][-1] > 0.2, (
+            "should beat chance (0.1) after three epochs"
+        )
 
     def test_same_seed_same_run(self, mnist1d):
         runs = []

@@ -1,19 +1,76 @@
-"""Tests for dropkit.lowmem: counter-based dropout that saves nothing for backward."""
+"""dropkit.lowmem: counter-based (Philox) dropout that saves nothing per element."""
 
-import numpy as np
+import copy
+import logging
+import warnings
+
 import pytest
 import torch
 from scipy.stats import binomtest, chisquare, pearsonr
+from torch.utils.checkpoint import checkpoint
 
-from dropkit.lowmem import LowMemDropout, _keep_mask, _lowbias32, _seed_key, _unsigned, lowmem_dropout
+import dropkit.lowmem as lowmem_module
+from dropkit.drop import _DropoutBase
+from dropkit.lowmem import LowMemDropout, _words, lowmem_dropout, philox4x32
 
 ALPHA = 1e-9
+DTYPES = [torch.float16, torch.bfloat16, torch.float32, torch.float64]
 
 
 def lowmem(x, p, **kw):
-    kw.setdefault("seed", 0)
-    kw.setdefault("compile", False)  # eager: same values, no compile time; compiled checked once below
+    kw.setdefault(
+        "compile", False
+    )  # eager: same values, no compile time; compiled tested below
     return lowmem_dropout(x, p, **kw)
+
+
+def seeded(seed, x, p, **kw):
+    torch.manual_seed(seed)
+    return lowmem(x, p, **kw)
+
+
+def words(key, n):
+    """The 32-bit words that decide elements 0 ... n-1 under a key (two ints)."""
+    k = tuple(torch.tensor(v, dtype=torch.int64) for v in key)
+    return torch.stack(_words(torch.arange((n + 3) // 4), k), -1).view(-1)[:n]
+
+
+class TestPhilox:
+    # Random123 1.14, examples/kat_vectors: "philox4x32 10" counter, key -> output.
+    KAT = [
+        ((0, 0, 0, 0), (0, 0), (0x6627E8D5, 0xE169C58D, 0xBC57AC4C, 0x9B00DBD8)),
+        (
+            (0xFFFFFFFF,) * 4,
+            (0xFFFFFFFF,) * 2,
+            (0x408F276D, 0x41C83B0E, 0xA20BC7C6, 0x6D5451FD),
+        ),
+        (
+            (0x243F6A88, 0x85A308D3, 0x13198A2E, 0x03707344),
+            (0xA4093822, 0x299F31D0),
+            (0xD16CFE09, 0x94FDCCEB, 0x5001E420, 0x24126EA1),
+        ),
+    ]
+
+    @pytest.mark.parametrize("counter,key,expected", KAT)
+    def test_known_answers(self, counter, key, expected):
+        t = lambda v: tuple(torch.tensor(x, dtype=torch.int64) for x in v)  # noqa: E731
+        assert tuple(int(w) for w in philox4x32(t(counter), t(key))) == expected
+
+    def test_known_answers_compiled(self):
+        counter, key, expected = self.KAT[2]
+        t = lambda v: tuple(torch.tensor([x], dtype=torch.int64) for x in v)  # noqa: E731
+        out = torch.compile(philox4x32)(t(counter), t(key))
+        assert tuple(int(w) for w in out) == expected
+
+    def test_key_and_counter_are_not_symmetric(self):
+        # The old hash h(h(i) ^ h(seed)) gave mask(seed=a)[b] == mask(seed=b)[a].
+        a = torch.arange(1, 257, dtype=torch.int64)
+        zero = torch.zeros((), dtype=torch.int64)
+        table = torch.stack(
+            [philox4x32((a, zero, zero, zero), (k, zero))[0] for k in a]
+        )
+        off = ~torch.eye(256, dtype=torch.bool)
+        assert int((table == table.t())[off].sum()) == 0
 
 
 class TestSemantics:
@@ -24,26 +81,25 @@ class TestSemantics:
         with pytest.raises(ValueError, match="but got"):
             lowmem(torch.ones(4), p, training=False)
 
-    @pytest.mark.parametrize("seed", [-1, 2**32, 1.5, None, True])
-    def test_bad_seed(self, seed):
-        with pytest.raises(ValueError, match=r"seed must be an integer in \[0, 2\*\*32\), but got"):
-            lowmem_dropout(torch.ones(4), 0.5, seed=seed)
-
-    def test_seed_is_required(self):
-        with pytest.raises(TypeError):
-            lowmem_dropout(torch.ones(4), 0.5)
+    def test_bad_generator(self):
+        with pytest.raises(
+            TypeError, match="generator must be a torch.Generator or None, but got int"
+        ):
+            lowmem(torch.ones(4), 0.5, generator=3)
 
     def test_non_float(self):
         with pytest.raises(TypeError, match="floating-point"):
             lowmem(torch.arange(4), 0.5)
 
     @pytest.mark.parametrize("p", [0.0, 0.5])
-    def test_off_returns_input(self, p):
+    def test_off_returns_input_and_draws_nothing(self, p):
         x = torch.randn(8)
+        state = torch.get_rng_state()
         assert lowmem(x, p, training=False) is x
         assert lowmem(x, 0.0) is x
+        assert torch.equal(torch.get_rng_state(), state)
 
-    @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64], ids=str)
+    @pytest.mark.parametrize("dtype", DTYPES, ids=str)
     def test_p1_zeros_and_zero_grad(self, dtype):
         x = torch.randn(16, dtype=dtype, requires_grad=True)
         y = lowmem(x, 1.0)
@@ -51,112 +107,323 @@ class TestSemantics:
         y.sum().backward()
         assert torch.equal(x.grad, torch.zeros_like(x))
 
-    @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64], ids=str)
-    def test_values_and_dtype(self, dtype):
-        y = lowmem(torch.ones(1000, dtype=dtype), 0.5)
+    @pytest.mark.parametrize("dtype", DTYPES, ids=str)
+    def test_values_dtype_and_same_mask_for_every_dtype(self, dtype):
+        y = seeded(0, torch.ones(1000, dtype=dtype), 0.5)
         assert y.dtype == dtype and set(y.unique().tolist()) == {0.0, 2.0}
+        assert torch.equal(y != 0, seeded(0, torch.ones(1000), 0.5) != 0)
 
-    def test_same_mask_as_dropout_semantics_on_views(self):
-        x = torch.randn(6, 8).t()  # discontiguous: the mask follows row-major order of the values
-        y = lowmem(x, 0.5)
-        assert y.shape == x.shape
-        assert torch.equal(y, lowmem(x.contiguous(), 0.5))
+    @pytest.mark.parametrize("compile", [False, True])
+    def test_decision_is_word_of_logical_index(self, compile):
+        x = torch.ones(3, 10)  # 10 does not divide by 4: the per-element path
+        torch.manual_seed(5)
+        key = torch.randint(0, 1 << 32, (2,), dtype=torch.int64)
+        expected = (words(key.tolist(), 30) >= round(0.3 * 2**32)).view(3, 10)
+        assert torch.equal(seeded(5, x, 0.3, compile=compile) != 0, expected)
+        y = torch.ones(3, 8)  # the four-lanes path gives the same decisions
+        expected = (words(key.tolist(), 24) >= round(0.3 * 2**32)).view(3, 8)
+        assert torch.equal(seeded(5, y, 0.3, compile=compile) != 0, expected)
 
-    def test_gradient_is_mask_times_scale_and_nothing_saved(self):
+    @pytest.mark.parametrize("compile", [False, True])
+    def test_channels_last_kept_and_same_mask(self, compile):
+        x = (
+            torch.randn(2, 3, 4, 8)
+            .to(memory_format=torch.channels_last)
+            .requires_grad_()
+        )
+        y = seeded(1, x, 0.5, compile=compile)
+        assert y.is_contiguous(memory_format=torch.channels_last)
+        assert torch.equal(y, seeded(1, x.detach().contiguous(), 0.5))
+        y.backward(torch.ones_like(y))
+        assert x.grad.is_contiguous(memory_format=torch.channels_last)
+        assert torch.equal(x.grad, (y.detach() != 0).float() * 2)
+
+    def test_views_and_slices(self):
+        x = torch.randn(6, 10)
+        for view in (x.t(), x[:, ::3], x[1:4].t()):
+            y = seeded(2, view, 0.5)
+            assert y.shape == view.shape
+            assert torch.equal(y, seeded(2, view.contiguous(), 0.5))
+        assert seeded(2, x.t(), 0.5).stride() == x.t().stride()
+
+    def test_gradient_is_mask_times_scale_and_nothing_per_element_saved(self):
         x = torch.randn(4096, requires_grad=True)
         saved = []
-        with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
-            y = lowmem(x, 0.25, seed=3)
-        assert saved == [], f"lowmem_dropout saved {[(t.dtype, tuple(t.shape)) for t in saved]} for backward"
+        with torch.autograd.graph.saved_tensors_hooks(
+            lambda t: saved.append(t) or t, lambda t: t
+        ):
+            y = lowmem(x, 0.25)
+        assert saved == [], (
+            f"saved {[(t.dtype, tuple(t.shape)) for t in saved]} for backward"
+        )
         y.backward(torch.ones_like(y))
         assert torch.equal(x.grad, (y.detach() != 0).float() * torch.tensor(1 / 0.75))
 
     def test_gradcheck(self):
         x = torch.randn(5, 7, dtype=torch.float64, requires_grad=True)
-        assert torch.autograd.gradcheck(lambda t: lowmem(t, 0.4, seed=9), (x,))
 
-    def test_empty(self):
+        def f(t):
+            torch.manual_seed(9)
+            return lowmem(t, 0.4)
+
+        assert torch.autograd.gradcheck(f, (x,))
+
+    def test_empty_and_scalar(self):
         assert lowmem(torch.ones(0, 3), 0.5).shape == (0, 3)
+        assert lowmem(torch.tensor(1.0), 0.5).shape == ()
 
-    def test_compiled_equals_eager(self):
-        x = torch.randn(3, 1000, requires_grad=True)
-        compiled = lowmem_dropout(x, 0.3, seed=11, compile=True)
-        eager = lowmem_dropout(x, 0.3, seed=11, compile=False)
-        assert torch.equal(compiled, eager)
+    @pytest.mark.parametrize("shape", [(3, 1000), (7, 13)])
+    def test_compiled_equals_eager(self, shape):
+        x = torch.randn(shape, requires_grad=True)
+        compiled = seeded(11, x, 0.3, compile=True)
+        assert torch.equal(compiled, seeded(11, x, 0.3))
         compiled.sum().backward()
-        assert torch.equal(x.grad, (eager.detach() != 0).float() * torch.tensor(1 / 0.7))
+        assert torch.equal(
+            x.grad, (compiled.detach() != 0).float() * torch.tensor(1 / 0.7)
+        )
+
+    @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=str)
+    def test_autocast(self, dtype):
+        lin = torch.nn.Linear(8, 8)
+        x = torch.randn(4, 8)
+        with torch.autocast("cpu", dtype=dtype):
+            h = lin(x)
+            y = seeded(0, h, 0.5)
+        assert y.dtype == h.dtype
+        assert torch.equal(y != 0, seeded(0, torch.ones(4, 8), 0.5) != 0)
+        y.float().sum().backward()
+        assert lin.weight.grad is not None
 
 
 class TestRandomness:
     N = 1 << 20
 
+    def mask(self, seed, p=0.5):
+        return (seeded(seed, torch.ones(self.N), p) != 0).double().numpy()
+
     @pytest.mark.parametrize("p", [0.1, 0.5, 0.9])
     def test_keep_rate(self, p):
-        kept = int((lowmem(torch.ones(self.N), p, seed=1) != 0).sum())
-        assert binomtest(kept, self.N, 1 - p).pvalue > ALPHA, f"kept {kept} of {self.N} at p={p}"
+        kept = int(self.mask(1, p).sum())
+        assert binomtest(kept, self.N, 1 - p).pvalue > ALPHA, (
+            f"kept {kept} of {self.N} at p={p}"
+        )
 
-    def test_same_seed_same_mask_other_seeds_differ(self):
-        a, b = lowmem(torch.ones(self.N), 0.5, seed=7), lowmem(torch.ones(self.N), 0.5, seed=7)
-        assert torch.equal(a, b)
-        c = lowmem(torch.ones(self.N), 0.5, seed=8)
-        agree = int((a == c).sum())  # independent masks agree on half the entries
-        assert binomtest(agree, self.N, 0.5).pvalue > ALPHA
-
-    @pytest.mark.parametrize("lag", [1, 2, 64, 1024])
-    def test_no_correlation_between_neighbours(self, lag):
-        m = (lowmem(torch.ones(self.N), 0.5, seed=2) != 0).double().numpy()
+    @pytest.mark.parametrize("lag", [1, 2, 3, 4, 5, 64, 1024])
+    def test_no_correlation_between_neighbours_and_lags(self, lag):
+        m = self.mask(2)
         r, pvalue = pearsonr(m[:-lag], m[lag:])
         assert pvalue > ALPHA, f"masks {lag} apart correlate: r = {r:.4f}"
 
     def test_no_correlation_between_consecutive_seeds(self):
-        a = (lowmem(torch.ones(self.N), 0.5, seed=100) != 0).double().numpy()
-        b = (lowmem(torch.ones(self.N), 0.5, seed=101) != 0).double().numpy()
-        r, pvalue = pearsonr(a, b)
+        r, pvalue = pearsonr(self.mask(100), self.mask(101))
         assert pvalue > ALPHA, f"seeds 100 and 101 correlate: r = {r:.4f}"
 
-    def test_hash_output_uniform(self):
-        h = _unsigned(_lowbias32(_lowbias32(torch.arange(self.N, dtype=torch.int32)) ^ _seed_key(5, "cpu")))
-        counts = torch.bincount(h >> 24, minlength=256).numpy()  # top 8 bits: 256 buckets
-        assert chisquare(counts).pvalue > ALPHA
-        low = torch.bincount(h & 255, minlength=256).numpy()  # and the low bits
-        assert chisquare(low).pvalue > ALPHA
+    def test_no_correlation_between_consecutive_keys(self):
+        a = (words((5, 9), self.N) >= 2**31).double().numpy()
+        b = (words((6, 9), self.N) >= 2**31).double().numpy()
+        r, pvalue = pearsonr(a, b)
+        assert pvalue > ALPHA, f"keys 5 and 6 correlate: r = {r:.4f}"
 
-    def test_hash_matches_reference(self):
-        def lowbias32(h):  # Chris Wellons' reference, on Python ints
-            h ^= h >> 16
-            h = (h * 0x7FEB352D) & 0xFFFFFFFF
-            h ^= h >> 15
-            h = (h * 0x846CA68B) & 0xFFFFFFFF
-            return h ^ (h >> 16)
+    def test_no_correlation_between_layers_and_calls(self):
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(LowMemDropout(0.5), LowMemDropout(0.5))
+        x = torch.ones(self.N)
+        masks = [(m(x) != 0).double().numpy() for _ in range(2) for m in model]
+        for i in range(4):
+            for j in range(i + 1, 4):
+                r, pvalue = pearsonr(masks[i], masks[j])
+                assert pvalue > ALPHA, f"masks {i} and {j} correlate: r = {r:.4f}"
 
-        values = [0, 1, 2, 12345, 2**31 - 1, 2**31, 2**32 - 1]
-        as_int32 = torch.tensor([v - 2**32 if v >= 2**31 else v for v in values], dtype=torch.int32)
-        assert _unsigned(_lowbias32(as_int32)).tolist() == [lowbias32(v) for v in values]
-        assert _unsigned(_seed_key(2**32 - 1, "cpu")).item() == lowbias32(2**32 - 1)
-
-    def test_threshold_is_the_unsigned_comparison(self):
-        key = _seed_key(3, "cpu")
-        h = _unsigned(_lowbias32(_lowbias32(torch.arange(1000, dtype=torch.int32)) ^ key))
-        for t in (1, 2**31, 3 * 2**30, 2**32 - 1):
-            expected = h >= t
-            assert torch.equal(_keep_mask(1000, (1000,), key, torch.tensor(t - 2**31, dtype=torch.int32), "cpu"), expected)
+    def test_raw_words_uniform(self):
+        w = words((12345, 678), self.N)
+        assert chisquare(torch.bincount(w >> 24, minlength=256).numpy()).pvalue > ALPHA
+        assert chisquare(torch.bincount(w & 255, minlength=256).numpy()).pvalue > ALPHA
+        lanes = w.view(-1, 4)  # each of the four words of a Philox output, on its own
+        for k in range(4):
+            counts = torch.bincount(lanes[:, k] >> 28, minlength=16).numpy()
+            assert chisquare(counts).pvalue > ALPHA, f"word {k} is not uniform"
 
 
-class TestModule:
-    def test_advances_seed_each_call(self):
-        m = LowMemDropout(0.5, seed=4)
-        a, b = m(torch.ones(1000)), m(torch.ones(1000))
-        assert not torch.equal(a, b), "two calls in one step must use different masks"
-        m2 = LowMemDropout(0.5, seed=4)
-        assert torch.equal(m2(torch.ones(1000)), a), "a run must be reproducible from its seed"
+class TestStreams:
+    def test_two_calls_and_two_layers_differ_and_replay_from_seed(self):
+        torch.manual_seed(3)
+        a, b = LowMemDropout(0.5), LowMemDropout(0.5)
+        x = torch.ones(1000)
+        first = [a(x), b(x), a(x)]
+        assert not torch.equal(first[0], first[1]), "two layers share a mask"
+        assert not torch.equal(first[0], first[2]), (
+            "two calls of one layer share a mask"
+        )
+        torch.manual_seed(3)
+        assert all(torch.equal(m(x), f) for m, f in zip((a, b, a), first))
 
-    def test_eval_identity_and_repr(self):
-        m = LowMemDropout(0.3, seed=2).eval()
+    def test_generator(self):
+        x = torch.ones(1000)
+        g1, g2 = torch.Generator().manual_seed(4), torch.Generator().manual_seed(4)
+        state = torch.get_rng_state()
+        y = lowmem(x, 0.5, generator=g1)
+        assert torch.equal(torch.get_rng_state(), state), (
+            "a given generator must be used alone"
+        )
+        assert torch.equal(y, lowmem(x, 0.5, generator=g2))
+        assert not torch.equal(y, lowmem(x, 0.5, generator=g1))
+
+    def test_no_state_of_its_own(self):
+        m = LowMemDropout(0.3)
+        assert isinstance(m, _DropoutBase)
+        assert m.state_dict() == {} and repr(m) == "LowMemDropout(p=0.3)"
         x = torch.randn(4)
-        assert m(x) is x
-        assert repr(m) == "LowMemDropout(p=0.3, seed=2)"
+        assert m.eval()(x) is x
 
-    @pytest.mark.parametrize("kw", [{"p": 2.0}, {"seed": -3}])
+    @pytest.mark.parametrize("kw", [{"p": 2.0}, {"p": -1}])
     def test_bad_arguments(self, kw):
         with pytest.raises(ValueError, match="but got"):
             LowMemDropout(**kw)
+
+    def test_resume_replays_masks(self):
+        def make():
+            torch.manual_seed(0)
+            return torch.nn.Sequential(
+                torch.nn.Linear(8, 32), LowMemDropout(0.5), torch.nn.Linear(32, 1)
+            )
+
+        def step(model, opt, x):
+            opt.zero_grad()
+            model(x).square().mean().backward()
+            opt.step()
+
+        x = torch.randn(16, 8)
+        model = make()
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        for _ in range(2):
+            step(model, opt, x)
+        saved = copy.deepcopy(
+            (model.state_dict(), opt.state_dict(), torch.get_rng_state())
+        )
+        for _ in range(3):
+            step(model, opt, x)
+        resumed = make()
+        opt2 = torch.optim.SGD(resumed.parameters(), lr=0.1)
+        resumed.load_state_dict(saved[0])
+        opt2.load_state_dict(saved[1])
+        torch.set_rng_state(saved[2])
+        for _ in range(3):
+            step(resumed, opt2, x)
+        for a, b in zip(model.parameters(), resumed.parameters()):
+            assert torch.equal(a, b), "the resumed run did not replay the same masks"
+
+    @pytest.mark.parametrize("reentrant", [True, False])
+    @pytest.mark.parametrize("compile", [False, True])
+    def test_checkpoint_gives_the_plain_runs_gradients(self, reentrant, compile):
+        torch.manual_seed(0)
+        lin1, lin2 = torch.nn.Linear(16, 64), torch.nn.Linear(64, 4)
+
+        def f(t):
+            return lin2(lowmem_dropout(torch.relu(lin1(t)), 0.5, compile=compile))
+
+        x = torch.randn(32, 16, requires_grad=True)
+
+        def grads(run):
+            for q in (x, *lin1.parameters(), *lin2.parameters()):
+                q.grad = None
+            torch.manual_seed(1)
+            run(x).square().sum().backward()
+            return [q.grad.clone() for q in (x, *lin1.parameters(), *lin2.parameters())]
+
+        plain = grads(f)
+        ckpt = grads(lambda t: checkpoint(f, t, use_reentrant=reentrant))
+        for a, b in zip(plain, ckpt):
+            assert torch.equal(a, b), (
+                f"checkpoint(use_reentrant={reentrant}) changed a gradient"
+            )
+
+    def test_compiled_model_compiles_once(self):
+        from torch._dynamo.utils import counters
+
+        torch._dynamo.reset()
+        counters.clear()
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(
+            torch.nn.Linear(8, 8), LowMemDropout(0.5), torch.nn.Linear(8, 1)
+        )
+        compiled = torch.compile(model)
+        x = torch.randn(4, 8)
+        outs = []
+        for _ in range(6):
+            y = compiled(x)
+            y.sum().backward()
+            outs.append(y.detach())
+        frames = counters["stats"]["unique_graphs"]
+        assert frames == 1, f"compiled {frames} graphs in 6 steps"
+        assert not torch.equal(outs[0], outs[1]), (
+            "two steps of a compiled model share a mask"
+        )
+        torch.manual_seed(5)
+        a = compiled(x)
+        torch.manual_seed(5)
+        assert torch.equal(a, compiled(x)), (
+            "a compiled model is not reproducible from the seed"
+        )
+
+
+class TestCompilePath:
+    def test_fallback_warns_once_per_device_and_dtype_and_keeps_values(
+        self, monkeypatch
+    ):
+        def broken(fn, **kw):
+            def run(*a):
+                raise RuntimeError("no compiler here")
+
+            return run
+
+        monkeypatch.setattr(lowmem_module, "_kernels", {})
+        monkeypatch.setattr(lowmem_module.torch, "compile", broken)
+        levels = {
+            name: logging.getLogger(name).level
+            for name in logging.root.manager.loggerDict
+        }
+        x = torch.randn(64)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            y = seeded(0, x, 0.5, compile=True)
+            seeded(0, x, 0.5, compile=True)
+            seeded(0, x.double(), 0.5, compile=True)
+        messages = [
+            str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)
+        ]
+        assert len(messages) == 2, messages  # once for float32, once for float64
+        assert "cpu torch.float32" in messages[0] and "no compiler here" in messages[0]
+        assert torch.equal(y, seeded(0, x, 0.5))
+        after = {name: logging.getLogger(name).level for name in levels}
+        assert after == levels, "lowmem_dropout changed a logger's level"
+
+    def test_compiles_on_cpu_without_warning(self):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", RuntimeWarning)
+            seeded(0, torch.randn(256), 0.5, compile=True)
+        assert lowmem_module._kernels.get(("cpu", torch.float32)) is not None
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+class TestCUDA:
+    @pytest.mark.parametrize("dtype", DTYPES, ids=str)
+    def test_same_mask_as_cpu_compiled(self, dtype):
+        x = torch.ones(4, 1000, dtype=dtype)
+        cpu = seeded(0, x, 0.3)
+        for compile in (False, True):
+            gpu = seeded(0, x.cuda(), 0.3, compile=compile)
+            assert torch.equal(gpu.cpu() != 0, cpu != 0)
+        assert lowmem_module._kernels.get(("cuda", dtype)) is not None
+
+    def test_checkpoint_on_cuda(self):
+        torch.manual_seed(0)
+        lin = torch.nn.Linear(16, 16).cuda()
+        x = torch.randn(8, 16, device="cuda", requires_grad=True)
+        f = lambda t: lowmem_dropout(lin(t), 0.5).sum()  # noqa: E731
+        torch.manual_seed(1)
+        f(x).backward()
+        g = lin.weight.grad.clone()
+        lin.weight.grad = None
+        torch.manual_seed(1)
+        checkpoint(f, x, use_reentrant=False).backward()
+        assert torch.equal(g, lin.weight.grad)

@@ -29,7 +29,9 @@ class TestDropoutForward:
     def test_p1_zeros_no_nan(self):
         out, cache = dropout_forward(np.ones(10), 1.0, "train", seed=0)
         np.testing.assert_array_equal(out, np.zeros(10))
-        np.testing.assert_array_equal(dropout_backward(np.ones(10), cache), np.zeros(10))
+        np.testing.assert_array_equal(
+            dropout_backward(np.ones(10), cache), np.zeros(10)
+        )
 
     @pytest.mark.parametrize("p", [-0.5, 2, float("nan"), "a", True])
     def test_bad_p(self, p):
@@ -37,7 +39,9 @@ class TestDropoutForward:
             dropout_forward(np.ones(3), p, "train")
 
     def test_bad_mode(self):
-        with pytest.raises(ValueError, match="mode must be 'train' or 'test', but got 'eval'"):
+        with pytest.raises(
+            ValueError, match="mode must be 'train' or 'test', but got 'eval'"
+        ):
             dropout_forward(np.ones(3), 0.5, "eval")
 
     def test_integer_input(self):

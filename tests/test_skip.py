@@ -1,4 +1,4 @@
-"""Tests for dropkit.skip: DropPath on a residual branch that skips the dropped samples' work."""
+"""dropkit.skip: DropPath on a residual branch, skipping the dropped samples' work."""
 
 import pytest
 import torch
@@ -10,7 +10,9 @@ from dropkit.skip import drop_path_residual
 
 def branch_module():
     torch.manual_seed(0)
-    return nn.Sequential(nn.LayerNorm(16), nn.Linear(16, 32), nn.GELU(), nn.Linear(32, 16))
+    return nn.Sequential(
+        nn.LayerNorm(16), nn.Linear(16, 32), nn.GELU(), nn.Linear(32, 16)
+    )
 
 
 class TestDropPathResidual:
@@ -43,13 +45,66 @@ class TestDropPathResidual:
     def test_off_and_p1(self):
         f = branch_module()
         x = torch.randn(8, 16)
-        torch.testing.assert_close(drop_path_residual(x, f, 0.5, training=False), x + f(x))
+        torch.testing.assert_close(
+            drop_path_residual(x, f, 0.5, training=False), x + f(x)
+        )
         torch.testing.assert_close(drop_path_residual(x, f, 0.0), x + f(x))
         assert torch.equal(drop_path_residual(x, f, 1.0), x)
 
+    @pytest.mark.parametrize("p", [1.0, 0.9])
+    def test_all_dropped_gives_zero_parameter_gradients(self, p):
+        # DDP expects a gradient for every parameter; masking gives zeros, so must this.
+        f = branch_module()
+        x = torch.randn(4, 16, requires_grad=True)
+        torch.manual_seed(0)  # at p = 0.9 this seed drops all 4 samples
+        noise = torch.empty(4, 1).bernoulli_(1 - p)
+        assert noise.sum() == 0
+        torch.manual_seed(0)
+        out = drop_path_residual(x, f, p)
+        assert torch.equal(out, x)
+        out.square().sum().backward()
+        for name, q in f.named_parameters():
+            assert q.grad is not None, f"{name} got no gradient"
+            assert torch.equal(q.grad, torch.zeros_like(q)), (
+                f"{name} got a nonzero gradient"
+            )
+        torch.testing.assert_close(x.grad, 2 * x.detach())
+
+    @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=str)
+    def test_autocast_matches_masking(self, dtype):
+        f = branch_module()
+        x = torch.randn(16, 5, 16)
+        grads = []
+        outs = []
+        for run in (
+            lambda t: drop_path_residual(t, f, 0.5),
+            lambda t: t + drop_path(f(t), 0.5),
+        ):
+            f.zero_grad()
+            with torch.autocast("cpu", dtype=dtype):
+                torch.manual_seed(1)
+                out = run(x)
+            outs.append(out)
+            out.float().square().sum().backward()
+            grads.append([q.grad.clone() for q in f.parameters()])
+        assert outs[0].dtype == outs[1].dtype == torch.float32
+        torch.testing.assert_close(outs[0], outs[1], atol=2e-2, rtol=2e-2)
+        for a, b in zip(*grads):
+            torch.testing.assert_close(a, b, atol=5e-2, rtol=5e-2)
+
+    def test_generator(self):
+        f = lambda t: t + 1  # noqa: E731
+        g1, g2 = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
+        a = drop_path_residual(torch.zeros(64, 3), f, 0.5, generator=g1)
+        assert torch.equal(
+            a, drop_path_residual(torch.zeros(64, 3), f, 0.5, generator=g2)
+        )
+
     def test_scale_by_keep_false(self):
         torch.manual_seed(3)
-        out = drop_path_residual(torch.zeros(100, 2), lambda t: t + 1, 0.5, scale_by_keep=False)
+        out = drop_path_residual(
+            torch.zeros(100, 2), lambda t: t + 1, 0.5, scale_by_keep=False
+        )
         assert set(out.unique().tolist()) == {0.0, 1.0}
 
     def test_bad_input(self):
@@ -81,7 +136,9 @@ class TestViTBlockSkipDropped:
         b.square().sum().backward()
         torch.testing.assert_close(x1.grad, x2.grad)
         for (name, q1), q2 in zip(skipping.named_parameters(), masking.parameters()):
-            torch.testing.assert_close(q1.grad, q2.grad, msg=lambda m: f"{name}: {m}")
+            torch.testing.assert_close(
+                q1.grad, q2.grad, msg=lambda m, n=name: f"{n}: {m}"
+            )
 
     def test_eval_and_no_drop_path_unchanged(self):
         from dropkit import ViTBlock

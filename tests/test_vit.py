@@ -379,11 +379,6 @@ class TestSkipDropped:
         block.drop_path2 = DropPath(0.5)
         self._compare(block, 37)
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="chapter 6 owns drop_path_residual: when every sample is dropped, the "
-        "branch's parameters get None gradients, not zeros (issue 13)",
-    )
     def test_all_dropped_still_gives_zero_parameter_gradients(self):
         torch.manual_seed(39)
         self._compare(ViTBlock(16, 2, drop_path=1.0).train(), 40)

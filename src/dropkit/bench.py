@@ -2,9 +2,11 @@
 # Edit those cells, not this file.
 
 
-import argparse
+import ctypes
+import ctypes.util
 import statistics
 import time
+import warnings
 
 import torch
 from torch.nn import functional as F
@@ -13,34 +15,78 @@ from dropkit.drop import dropout
 from dropkit.lowmem import lowmem_dropout
 
 
-def _sync():
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
+def warm_memory():
+    """Make glibc keep freed memory for reuse, as a training loop's steady state does.
+
+    By default glibc serves allocations above 128 KiB (growing with use up to 32 MiB)
+    with fresh ``mmap`` pages and returns them on ``free``, so a benchmark that
+    allocates its output anew on every call pays a page fault per 4 KiB page, which can
+    cost more than the copy itself. ``mallopt(M_MMAP_MAX, 0)`` and a huge
+    ``M_TRIM_THRESHOLD`` (the same as the environment variables ``MALLOC_MMAP_MAX_=0
+    MALLOC_TRIM_THRESHOLD_=68719476736``) keep freed memory in the heap, so every later
+    allocation reuses pages already mapped. Returns True where it was applied (glibc),
+    False elsewhere; it cannot be undone in this process.
+    """
+    path = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(path)
+        mallopt = libc.mallopt
+    except (OSError, TypeError, AttributeError):  # not glibc: macOS, Windows, musl
+        return False
+    m_trim_threshold, m_mmap_max = -1, -4  # glibc's malloc.h
+    return bool(mallopt(m_mmap_max, 0)) and bool(mallopt(m_trim_threshold, 2**31 - 1))
 
 
-def median_ms(fn, repeat=7, warmup=2):
-    """Median wall time of ``fn()`` in milliseconds, after ``warmup`` untimed calls."""
-    return interleaved_ms({"fn": fn}, repeat, warmup)["fn"]
-
-
-def interleaved_ms(fns, repeat=7, warmup=2):
-    """Median wall times (ms) of several functions, timed in turn within each round so that all
-    of them see the same machine state (allocator, caches, other load)."""
+def interleaved_ms(fns, repeat=7, warmup=2, device="cpu"):
+    """Wall times (ms) of several functions, ``repeat`` rounds each, timed in turn
+    within each round so that all of them see the same machine state (allocator, caches,
+    other load)."""
+    cuda = torch.device(device).type == "cuda"
+    sync = torch.cuda.synchronize if cuda else lambda: None
     for _ in range(warmup):
         for fn in fns.values():
             fn()
     times = {name: [] for name in fns}
     for _ in range(repeat):
         for name, fn in fns.items():
-            _sync()
+            sync()
             start = time.perf_counter()
             fn()
-            _sync()
-            times[name].append(time.perf_counter() - start)
-    return {name: 1e3 * statistics.median(t) for name, t in times.items()}
+            sync()
+            times[name].append(1e3 * (time.perf_counter() - start))
+    return times
 
 
-def _forward_backward(f, x, grad):
+def median_ms(fn, repeat=7, warmup=2):
+    """Median wall time of ``fn()`` in milliseconds, after ``warmup`` untimed calls."""
+    return statistics.median(interleaved_ms({"fn": fn}, repeat, warmup)["fn"])
+
+
+def ratio(times, name, base="clone"):
+    """Median and interquartile range of the per-round ratios times[name] /
+    times[base]."""
+    r = sorted(a / b for a, b in zip(times[name], times[base]))
+    q = statistics.quantiles(r, n=4) if len(r) > 1 else [r[0]] * 3
+    return q[1], q[2] - q[0]
+
+
+def _compiled(fn, example):
+    """torch.compile(fn) if it compiles for ``example``, else fn, with a warning."""
+    compiled = torch.compile(fn)
+    try:
+        compiled(example)
+    except Exception as err:  # no C++ compiler, an inductor bug for this CPU, ...
+        warnings.warn(
+            f"dropkit.bench: torch.compile failed ({type(err).__name__}); "
+            "timing the eager function in its place",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return fn
+    return compiled
+
+
+def _fwd_bwd(f, x, grad):
     def run():
         x.grad = None
         f(x).backward(grad)
@@ -48,92 +94,69 @@ def _forward_backward(f, x, grad):
     return run
 
 
-def dropout_timings(n, p=0.5, repeat=7, device="cpu"):
-    """Forward and forward+backward medians (ms) of the dropouts on ``n`` float32 elements."""
-    x = torch.randn(n, device=device)
+def dropout_timings(n, p=0.5, repeat=7, device="cpu", dtype=torch.float32):
+    """Times (ms per round) of ``x.clone()`` and of five dropouts on ``n`` elements,
+    forward and forward+backward, interleaved: {"clone": [...], "F.dropout": [...],
+    "F.dropout fwd+bwd": [...], ...}."""
+    x = torch.randn(n, device=device, dtype=dtype)
     xg, grad = x.clone().requires_grad_(), torch.ones_like(x)
     ops = {
         "F.dropout": lambda t: F.dropout(t, p),
+        "compiled F.dropout": _compiled(lambda t: F.dropout(t, p), x),
         "dropkit.dropout": lambda t: dropout(t, p),
-        "lowmem_dropout": lambda t: lowmem_dropout(t, p, seed=0),
+        "lowmem_dropout": lambda t: lowmem_dropout(t, p),
     }
-    fns = {"clone": lambda: x.clone()}
+    fns = {"clone": x.clone}
     for name, f in ops.items():
         fns[name] = lambda f=f: f(x)
-        fns[name + " fwd+bwd"] = _forward_backward(f, xg, grad)
-    return {"elements": n, **interleaved_ms(fns, repeat)}
+        fns[name + " fwd+bwd"] = _fwd_bwd(f, xg, grad)
+    return interleaved_ms(fns, repeat, device=device)
 
 
-def drop_path_timings(make_block, x, p, repeat=7):
-    """Forward+backward medians (ms) of a residual block at DropPath rate ``p``, masking the
-    dropped samples' branch output vs skipping their work. ``make_block(p, skip_dropped)`` must
-    build the block (both variants are built under the same seed, so with the same weights)."""
+def dropout_table(sizes, p=0.5, repeat=7, device="cpu"):
+    """One row per size: clone's median ms and each dropout's time as a multiple of
+    clone's (median of the per-round ratios, with their interquartile range)."""
+    rows = []
+    for n in sizes:
+        times = dropout_timings(n, p, repeat, device)
+        row = {"elements": n, "clone ms": statistics.median(times["clone"])}
+        for name in times:
+            if name != "clone":
+                row[name] = ratio(times, name)
+        rows.append(row)
+    return rows
+
+
+def print_dropout_table(rows, names=("F.dropout", "dropkit.dropout", "lowmem_dropout")):
+    """The forward and forward+backward columns of ``rows`` as multiples of clone."""
+    print(f"{'size':>5} {'clone ms':>8} " + " ".join(f"{n:>15}" for n in names))
+    for row in rows:
+        for s in ("", " fwd+bwd"):
+            label = f"2^{row['elements'].bit_length() - 1}" if not s else ""
+            clone = f"{row['clone ms']:8.2f}" if not s else f"{'+bwd':>8}"
+            cells = [f"{row[n + s][0]:8.2f} ±{row[n + s][1]:5.2f}" for n in names]
+            print(f"{label:>5} {clone} " + " ".join(cells))
+
+
+def drop_path_timings(make_block, x, p, repeat=7, device="cpu"):
+    """Forward+backward times (ms) of a residual block at DropPath rate ``p``, masking
+    the dropped samples' branch output vs skipping their work, interleaved, and the
+    speed-up (median of per-round ratios). ``make_block(p, skip_dropped)`` builds the
+    block; both variants are built under the same seed, so with the same weights."""
     grad = torch.ones_like(x)
     xg = x.clone().requires_grad_()
     blocks = {}
     for name, skip in (("masking", False), ("skipping", True)):
         torch.manual_seed(0)
         blocks[name] = make_block(p, skip).train()
-    row = {
+    fns = {name: _fwd_bwd(b, xg, grad) for name, b in blocks.items()}
+    times = interleaved_ms(fns, repeat, device=device)
+    speed_up, spread = ratio({"s": times["masking"], "m": times["skipping"]}, "s", "m")
+    return {
         "p": p,
-        **interleaved_ms(
-            {name: _forward_backward(b, xg, grad) for name, b in blocks.items()}, repeat
-        ),
+        "masking": statistics.median(times["masking"]),
+        "skipping": statistics.median(times["skipping"]),
+        "speed-up": speed_up,
+        "spread": spread,
+        "ideal": 1 / (1 - p),
     }
-    row["speed-up"] = row["masking"] / row["skipping"]
-    row["ideal"] = 1 / (1 - p)
-    return row
-
-
-def main(argv=None):
-    parser = argparse.ArgumentParser(
-        description="Time dropout variants against x.clone() (medians, ms)."
-    )
-    parser.add_argument(
-        "--min-exp", type=int, default=16, help="smallest size is 2**MIN_EXP elements"
-    )
-    parser.add_argument(
-        "--max-exp", type=int, default=24, help="largest size is 2**MAX_EXP elements"
-    )
-    parser.add_argument("--repeat", type=int, default=15)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--device", default="cpu")
-    args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    print(
-        f"torch {torch.__version__}, {args.threads} threads, device {args.device}, fp32, medians of {args.repeat}"
-    )
-    print(
-        f"{'elements':>10} {'clone ms':>9} | forward / clone: {'F.drop':>7} {'dropkit':>7} {'lowmem':>7} | fwd+bwd / clone: {'F.drop':>7} {'dropkit':>7} {'lowmem':>7}"
-    )
-    for e in range(args.min_exp, args.max_exp + 1, 2):
-        r = dropout_timings(2**e, repeat=args.repeat, device=args.device)
-        c = r["clone"]
-        fwd = [r[k] / c for k in ("F.dropout", "dropkit.dropout", "lowmem_dropout")]
-        both = [
-            r[k + " fwd+bwd"] / c
-            for k in ("F.dropout", "dropkit.dropout", "lowmem_dropout")
-        ]
-        print(
-            f"{'2^%d' % e:>10} {c:9.2f} | {'':16} {fwd[0]:7.2f} {fwd[1]:7.2f} {fwd[2]:7.2f} | {'':15} {both[0]:7.2f} {both[1]:7.2f} {both[2]:7.2f}"
-        )
-    from dropkit.vit import ViTBlock
-
-    x = torch.randn(
-        64, 65, 192, device=args.device
-    )  # ViT-Tiny width: 64 images of 8x8 patches + class token
-    make = lambda p, skip: ViTBlock(192, 3, drop_path=p, skip_dropped=skip).to(
-        args.device
-    )  # noqa: E731
-    print(
-        f"\nViT block (dim 192, 3 heads) on {tuple(x.shape)}, forward+backward, DropPath on both branches"
-    )
-    print(
-        f"{'p':>6} {'masking ms':>11} {'skipping ms':>12} {'speed-up':>9} {'ideal':>6} {'of ideal':>9}"
-    )
-    for p in (0.25, 0.5):
-        r = drop_path_timings(make, x, p, repeat=args.repeat)
-        print(
-            f"{p:6.2f} {r['masking']:11.2f} {r['skipping']:12.2f} {r['speed-up']:9.2f} {r['ideal']:6.2f} {r['speed-up'] / r['ideal']:9.0%}"
-        )
-    return 0

@@ -16,12 +16,12 @@ def _check_positive_int(value, name):
 
 
 class MNIST1D(d2l.DataModule):
-    """MNIST-1D (Greydanus, 2020), generated locally by the ``mnist1d`` package: no download.
+    """MNIST-1D (Greydanus, 2020), generated locally by the ``mnist1d`` package.
 
-    ``num_samples`` signals of length 40, split 80/20 into training and validation sets. ``X`` is
-    (N, 1, 40) float32 (one channel, ready for ``Conv1d``; flatten it for an MLP), ``y`` is (N,)
-    int64. The same ``seed`` gives the same data, and the global numpy/random state is left as it
-    was (``mnist1d`` reseeds both).
+    No download. ``num_samples`` signals of length 40, split 80/20 into training and
+    validation sets. ``X`` is (N, 1, 40) float32 (one channel, ready for ``Conv1d``;
+    flatten it for an MLP), ``y`` is (N,) int64. The same ``seed`` gives the same data,
+    and the global numpy/random state is left as it was (``mnist1d`` reseeds both).
     """
 
     def __init__(self, batch_size=100, num_samples=5000, seed=42):
@@ -30,7 +30,8 @@ class MNIST1D(d2l.DataModule):
         _check_positive_int(num_samples, "num_samples")
         if num_samples % 10:
             raise ValueError(
-                f"num_samples must be a multiple of 10 (one tenth per class), but got {num_samples}"
+                "num_samples must be a multiple of 10 (one tenth per class), "
+                f"but got {num_samples}"
             )
         self.save_hyperparameters()
         from mnist1d.data import get_dataset_args, make_dataset

@@ -15,7 +15,8 @@ def _check_p(p, name="p"):
     # NaN fails both comparisons; bool is a Number but never a probability.
     if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0.0 <= p <= 1.0:
         raise ValueError(
-            f"dropout probability {name} has to be a real number between 0 and 1, but got {p!r}"
+            f"dropout probability {name} has to be a real number between 0 and 1, "
+            f"but got {p!r}"
         )
     return float(p)
 
@@ -25,50 +26,14 @@ def _check_input(x, op):
         raise TypeError(f"{op} expects a torch.Tensor, but got {type(x).__name__}")
     if not x.is_floating_point():
         raise TypeError(
-            f"{op} expects a floating-point tensor (float16, bfloat16, float32 or float64), but got "
-            f"dtype {x.dtype}. Dropout rescales kept entries by 1/(1-p), which integers cannot hold; "
-            "convert first, e.g. x.float()."
+            f"{op} expects a floating-point tensor (float16, bfloat16, float32 or "
+            f"float64), but got dtype {x.dtype}. Dropout rescales kept entries by "
+            "1/(1-p), which integers cannot hold; convert first, e.g. x.float()."
         )
 
 
-class _MaskedScale(torch.autograd.Function):
-    """x * noise for a noise of 0s and 1/keep. Saves a bool mask (one byte per mask entry) for
-    backward, not the float noise (torch's CPU dropout keeps four bytes per element)."""
-
-    @staticmethod
-    def forward(ctx, x, noise, keep):
-        ctx.keep = keep
-        ctx.save_for_backward(noise.bool())
-        return x * noise.div_(keep) if keep != 1.0 else x * noise
-
-    @staticmethod
-    def backward(ctx, grad):
-        (mask,) = ctx.saved_tensors
-        noise = mask.to(grad.dtype)
-        if ctx.keep != 1.0:
-            noise.div_(
-                ctx.keep
-            )  # the very noise of forward, rebuilt from one byte per entry
-        return grad * noise, None, None
-
-
-def _drop(x, p, shape, scale, generator):
-    """Multiply x by a mask of 0s and 1/(1-p)s of the given (broadcastable) shape."""
-    keep = 1.0 - p
-    if keep == 0.0:
-        # Everything dropped: zeros with zero gradient, never 0/0 = NaN.
-        return x.masked_fill(x.new_ones((), dtype=torch.bool), 0)
-    # empty_like keeps x's memory layout (channels_last, transposed), as F.dropout does, so the
-    # same seed gives the same mask bit for bit.
-    noise = (
-        torch.empty_like(x) if tuple(shape) == tuple(x.shape) else x.new_empty(shape)
-    )
-    noise.bernoulli_(keep, generator=generator)
-    return _MaskedScale.apply(x, noise, keep if scale else 1.0)
-
-
 def _noise_shape(x, noise_shape):
-    """Resolve a Keras-style noise_shape against x: None entries become the axis size."""
+    """Resolve a Keras-style noise_shape against x: None becomes the axis size."""
     if noise_shape is None:
         return tuple(x.shape)
     try:
@@ -92,40 +57,95 @@ def _noise_shape(x, noise_shape):
             or n not in (1, size)
         ):
             raise ValueError(
-                f"noise_shape[{axis}] must be 1 (share the mask along axis {axis}), None or the axis "
-                f"size {size}, but got {n!r}"
+                f"noise_shape[{axis}] must be 1 (share the mask along axis {axis}), "
+                f"None or the axis size {size}, but got {n!r}"
             )
         shape.append(int(n))
     return tuple(shape)
 
 
+def _empty(x, shape, dtype):
+    # empty_like keeps x's memory layout (channels_last, transposed), as F.dropout does
+    if tuple(shape) == tuple(x.shape):
+        return torch.empty_like(x, dtype=dtype)
+    return x.new_empty(shape, dtype=dtype)
+
+
+def _bernoulli_mask(x, shape, keep, generator):
+    """A bool mask of the given shape on x's device, True with probability keep."""
+    if x.device.type == "cpu":
+        # torch's CPU bernoulli_(keep) draws one float64 uniform u per entry, in
+        # memory order, and keeps the entry when u < keep. Drawing the same u and
+        # comparing gives F.dropout's mask bit for bit, as bools, and faster.
+        u = _empty(x, shape, torch.float64).uniform_(generator=generator)
+        return u < keep
+    return _empty(x, shape, torch.bool).bernoulli_(keep, generator=generator)
+
+
+def _noise(mask, dtype, keep):
+    """0s and 1/keep from a bool mask, computed as F.dropout computes its noise."""
+    noise = mask.to(dtype)
+    return noise.div_(keep) if keep != 1.0 else noise
+
+
+class _MaskedScale(torch.autograd.Function):
+    """x * mask / keep that saves only the bool mask (one byte per entry) for backward;
+    torch's CPU dropout saves its float noise, four bytes per element."""
+
+    @staticmethod
+    def forward(ctx, x, mask, keep):
+        ctx.keep = keep
+        ctx.save_for_backward(mask)
+        return x * _noise(mask, x.dtype, keep)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (mask,) = ctx.saved_tensors
+        return grad * _noise(mask, grad.dtype, ctx.keep), None, None
+
+
+def _drop(x, p, shape, scale, generator):
+    """Multiply x by a mask of 0s and 1/(1-p)s of the given (broadcastable) shape."""
+    keep = 1.0 - p
+    if keep == 0.0:
+        # Everything dropped: zeros with zero gradient, never 0/0 = NaN.
+        return x.masked_fill(x.new_ones((), dtype=torch.bool), 0)
+    mask = _bernoulli_mask(x, shape, keep, generator)
+    return _MaskedScale.apply(x, mask, keep if scale else 1.0)
+
+
 def dropout(x, p=0.5, training=True, *, noise_shape=None, generator=None):
     """Inverted dropout: zero each entry with probability p, scale the rest by 1/(1-p).
 
-    In training, every entry of ``x`` is set to zero with probability ``p`` and the kept entries
-    are multiplied by $1/(1-p)$, so that the expected output equals the input. With
-    ``training=False`` or ``p == 0`` the input is returned as it is (no copy); with ``p == 1`` the
-    output is all zeros, with zero gradient (never NaN).
+    In training, every entry of ``x`` is set to zero with probability ``p`` and the
+    kept entries are multiplied by $1/(1-p)$, so that the expected output equals the
+    input. With ``training=False`` or ``p == 0`` the input is returned as it is (no
+    copy); with ``p == 1`` the output is all zeros, with zero gradient (never NaN).
 
     Args:
         x: a floating-point tensor of any shape, on any device.
         p: probability that an entry is dropped (PyTorch's convention, not the keep
             probability). Default: 0.5.
-        training: apply dropout (True) or return ``x`` unchanged (False). Default: True.
-        noise_shape: shape of the random mask, broadcast against ``x`` (Keras semantics): one
-            entry per dimension of ``x``, each 1 (one draw shared along that axis), ``None`` or
-            the axis size (independent draws). ``None`` (default) drops entries independently.
-        generator: a ``torch.Generator`` for the mask; by default torch's global one, in which
-            case the result equals ``torch.nn.functional.dropout`` bit for bit under the same seed.
+        training: apply dropout (True) or return ``x`` unchanged (False).
+            Default: True.
+        noise_shape: shape of the random mask, broadcast against ``x`` (Keras
+            semantics): one entry per dimension of ``x``, each 1 (one draw shared
+            along that axis), ``None`` or the axis size (independent draws).
+            ``None`` (default) drops entries independently.
+        generator: a ``torch.Generator`` for the mask; by default torch's global one.
 
     Shape:
         output has the shape, dtype, device and memory layout of ``x``.
 
     Example:
         >>> x = torch.ones(2, 8)
-        >>> y = dropout(x, p=0.5)                         # entries are 0. or 2.
+        >>> y = dropout(x, p=0.5)  # entries are 0. or 2.
         >>> z = dropout(x, p=0.5, noise_shape=(None, 1))  # whole rows are 0. or 2.
 
+    On the CPU, under the same seed, the result equals
+    ``torch.nn.functional.dropout`` bit for bit. On CUDA it does not: ``F.dropout``
+    runs a fused kernel that uses the random stream its own way; there the same seed
+    still gives the same mask, and the values are 0 or x/(1-p) with keep rate 1-p.
     Only a one-byte mask is saved for backward. Srivastava et al., JMLR 2014.
     """
     p = _check_p(p)

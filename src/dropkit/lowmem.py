@@ -2,169 +2,260 @@
 # Edit those cells, not this file.
 
 
-import logging
-import numbers
+import warnings
 
 import torch
-from torch import Tensor, nn
 
-from dropkit.drop import _check_input, _check_p
+from dropkit.drop import _check_input, _check_p, _DropoutBase
 
 _MASK32 = 0xFFFFFFFF
-# lowbias32's multipliers as int32 bit patterns (0x846CA68B does not fit a signed int32).
-_M1, _M2 = 0x7FEB352D, 0x846CA68B - (1 << 32)
-_SIGN = -(1 << 31)
+_PHILOX_M = (0xD2511F53, 0xCD9E8D57)  # round multipliers
+_PHILOX_W = (0x9E3779B9, 0xBB67AE85)  # Weyl key increments: golden ratio, sqrt(3) - 1
 
 
-def _lowbias32(h):
-    """Chris Wellons' lowbias32 integer hash, a bijection of 32-bit integers with strong
-    avalanche, on int32 tensors: two's-complement bit patterns, wrapping multiplication, and
-    logical shifts (the masks clear the bits an arithmetic shift copies in). int32 rather than
-    int64 because CPUs multiply 32-bit lanes natively (AVX2's vpmulld); it halves the time."""
-    h = h ^ ((h >> 16) & 0xFFFF)
-    h = h * _M1
-    h = h ^ ((h >> 15) & 0x1FFFF)
-    h = h * _M2
-    return h ^ ((h >> 16) & 0xFFFF)
+def philox4x32(counter, key, rounds=10):
+    """Philox-4x32 (Salmon et al., SC 2011) on int64 tensors holding 32-bit words.
 
-
-def _unsigned(h):
-    """The int32 bit patterns of h as the unsigned values 0 ... 2**32 - 1 (int64)."""
-    return h.to(torch.int64) & _MASK32
-
-
-def _seed_key(seed, device):
-    """lowbias32 of a seed in [0, 2**32), as an int32 scalar tensor."""
-    return _lowbias32(
-        torch.tensor(
-            seed - (1 << 32) if seed >= 1 << 31 else seed,
-            dtype=torch.int32,
-            device=device,
+    ``counter`` is four tensors (c0, c1, c2, c3) and ``key`` two (k0, k1), each with
+    values in [0, 2**32) and broadcastable together; returns the four output words. Each
+    round multiplies c0 and c2 by fixed constants, keeps the high and low halves of the
+    64-bit products and mixes them with the other words and the key, which then advances
+    by a Weyl constant. Key and counter enter differently, so swapping them changes the
+    output. int64 rather than int32 because a 32x32-bit product needs 64 bits; the
+    products' wrap-around in int64 leaves the bits we keep intact. Ten rounds is
+    Random123's default, the one cuRAND and PyTorch's CUDA generator use.
+    """
+    c0, c1, c2, c3 = counter
+    k0, k1 = key
+    for r in range(rounds):
+        p0, p1 = c0 * _PHILOX_M[0], c2 * _PHILOX_M[1]
+        c0, c1, c2, c3 = (
+            ((p1 >> 32) & _MASK32) ^ c1 ^ k0,
+            p1 & _MASK32,
+            ((p0 >> 32) & _MASK32) ^ c3 ^ k1,
+            p0 & _MASK32,
         )
-    )
+        if r < rounds - 1:
+            k0, k1 = (k0 + _PHILOX_W[0]) & _MASK32, (k1 + _PHILOX_W[1]) & _MASK32
+    return c0, c1, c2, c3
 
 
-def _keep_mask(numel, shape, key, threshold, device):
-    """Element i is kept iff hash(hash(i) ^ key) >= threshold as unsigned 32-bit numbers: a pure
-    function of (key, i). ``threshold`` comes shifted by -2**31, so that a signed comparison of
-    the hash with its sign bit flipped is the unsigned comparison."""
-    i = torch.arange(numel, device=device, dtype=torch.int32).view(shape)
-    return (_lowbias32(_lowbias32(i) ^ key) ^ _SIGN) >= threshold
+def _words(group, key):
+    """Philox-4x32-10 of counter (g mod 2**32, g >> 32, 0, 0) under ``key``, for a
+    tensor of group numbers g: four 32-bit words, one for each of the four elements of
+    the group."""
+    zero = torch.zeros((), dtype=torch.int64, device=group.device)
+    return philox4x32((group & _MASK32, group >> 32, zero, zero), (key[0], key[1]))
 
 
-def _apply_mask(t, key, threshold, scale):
-    keep = _keep_mask(t.numel(), t.shape, key, threshold, t.device)
-    return torch.where(keep, t * scale, torch.zeros((), dtype=t.dtype, device=t.device))
+def _index(sizes, steps, device):
+    """sum_d arange(sizes[d]) * steps[d], broadcast to ``sizes``: a tensor's logical
+    indices laid out like the tensor itself. Compiled, it is index arithmetic, never
+    stored."""
+    index = torch.zeros((), dtype=torch.int64, device=device)
+    for axis, (size, step) in enumerate(zip(sizes, steps)):
+        view = [1] * len(sizes)
+        view[axis] = size
+        axis_index = torch.arange(size, dtype=torch.int64, device=device) * step
+        index = index + axis_index.view(view)
+    return index
 
 
-_compiled = None
+def _apply_mask(t, key, threshold, scale, shape, perm):
+    """Dropout of ``t``, a contiguous tensor holding the dims ``perm`` of a tensor of
+    logical shape ``shape``. Element i (row-major in ``shape``) is kept iff word i mod 4
+    of group i // 4 is at least ``threshold``. When the last logical dim divides by 4,
+    each Philox call serves four neighbours; otherwise each element computes its group's
+    words and picks its own (the same mask, four times the arithmetic). Under
+    torch.compile this all fuses into one read and one write per element."""
+    strides = [1] * len(shape)
+    for d in range(len(shape) - 2, -1, -1):
+        strides[d] = strides[d + 1] * shape[d + 1]
+    steps = [strides[d] for d in perm]
+    zero = torch.zeros((), dtype=t.dtype, device=t.device)
+    if len(shape) and shape[-1] % 4 == 0:
+        a = perm.index(len(shape) - 1)  # where the last logical dim sits in t
+        t4 = t.view(t.shape[:a] + (t.shape[a] // 4, 4) + t.shape[a + 1 :])
+        sizes = list(t.shape)
+        sizes[a], steps[a] = sizes[a] // 4, 4
+        words = _words(_index(sizes, steps, t.device) >> 2, key)
+        lanes = [
+            torch.where(w >= threshold, t4.select(a + 1, k) * scale, zero)
+            for k, w in enumerate(words)
+        ]
+        return torch.stack(lanes, a + 1).view(t.shape)
+    index = _index(t.shape, steps, t.device)
+    w0, w1, w2, w3 = _words(index >> 2, key)
+    lane = index & 3
+    low, high = torch.where(lane == 0, w0, w1), torch.where(lane == 2, w2, w3)
+    word = torch.where(lane < 2, low, high)
+    return torch.where(word >= threshold, t * scale, zero)
 
 
-def _fused(t, key, threshold, scale):
-    """The mask-and-scale kernel, fused by torch.compile where it is available (one read, one
-    write per element); the eager code gives the same values where it is not."""
-    global _compiled
-    if _compiled is None:
+# (device type, dtype) -> the compiled kernel, or None once compiling failed there
+_kernels = {}
+
+
+def _kernel(t, *args):
+    """Run _apply_mask compiled where torch.compile works for t's device and dtype, else
+    eagerly (the same values), saying once per device and dtype why it fell back."""
+    if torch.compiler.is_compiling():  # inside a compiled model: its compiler fuses it
+        return _apply_mask(t, *args)
+    where = (t.device.type, t.dtype)
+    compiled = _kernels.get(where, ...)
+    if compiled is ...:
+        compiled = _kernels[where] = torch.compile(_apply_mask, dynamic=None)
+    if compiled is not None:
         try:
-            # Inductor's CPU backend logs a harmless "no CUDA runtime" note on CPU-only builds.
-            logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
-            _compiled = torch.compile(_apply_mask, dynamic=None)
-            _compiled(
-                torch.zeros(2), key, threshold, scale
-            )  # fails here if no compiler works
-        except Exception:  # no C++ compiler, unsupported platform, ...: stay eager
-            _compiled = _apply_mask
-    return _compiled(t, key, threshold, scale)
+            return compiled(t, *args)
+        except Exception as err:  # no C++ compiler, no Triton for this GPU, ...
+            _kernels[where] = None
+            warnings.warn(
+                f"lowmem_dropout: torch.compile failed on {t.device.type} {t.dtype} "
+                f"({type(err).__name__}: {err}); running eagerly there (same masks, "
+                "slower)",
+                RuntimeWarning,
+                stacklevel=4,
+            )
+    return _apply_mask(t, *args)
+
+
+def _dense_order(t):
+    """(t as a contiguous tensor of permuted dims, the permutation): a view when t is
+    dense in some dim order (contiguous, channels_last, transposed), so its layout is
+    kept."""
+    for _ in range(2):
+        perm = tuple(sorted(range(t.dim()), key=lambda d: (-t.stride(d), d)))
+        if t.permute(perm).is_contiguous():
+            return t.permute(perm), perm
+        t = t.clone()  # not dense (a slice, say): a dense copy in t's stride order
+    return t.contiguous(), tuple(range(t.dim()))  # ties between size-1 dims: row-major
+
+
+def _masked(t, key, threshold, scale, compile):
+    tp, perm = _dense_order(t)
+    inverse = tuple(sorted(range(len(perm)), key=perm.__getitem__))
+    args = (key, threshold, scale, tuple(t.shape), perm)
+    out = _kernel(tp, *args) if compile else _apply_mask(tp, *args)
+    return out.permute(inverse)
 
 
 class _LowMemDropout(torch.autograd.Function):
-    """Saves nothing per element: backward recomputes the mask from (key, index)."""
+    """Saves no tensor per element: backward recomputes the mask from the key and
+    index."""
 
     @staticmethod
-    def forward(ctx, x, key, threshold, scale, fused):
-        ctx.key, ctx.threshold, ctx.scale, ctx.fused = key, threshold, scale, fused
-        return (_fused if fused else _apply_mask)(x, key, threshold, scale)
+    def forward(ctx, x, key, threshold, scale, compile):
+        ctx.key, ctx.threshold, ctx.scale, ctx.compile = key, threshold, scale, compile
+        return _masked(x.detach(), key, threshold, scale, compile)
 
     @staticmethod
     def backward(ctx, grad):
-        f = _fused if ctx.fused else _apply_mask
-        return (
-            f(grad.contiguous(), ctx.key, ctx.threshold, ctx.scale),
-            None,
-            None,
-            None,
-            None,
+        dx = _masked(grad, ctx.key, ctx.threshold, ctx.scale, ctx.compile)
+        return dx, None, None, None, None
+
+
+def _draw_key(generator, device):
+    """Two 32-bit key words from torch's random stream (the default CPU generator, or
+    ``generator``): a fresh stream per call, replayed by anything that replays torch's
+    RNG state (torch.manual_seed, torch.utils.checkpoint, a resumed run)."""
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(
+            "generator must be a torch.Generator or None, but got "
+            f"{type(generator).__name__}"
         )
+    where = "cpu" if generator is None else generator.device
+    key = torch.randint(
+        0, 1 << 32, (2,), dtype=torch.int64, generator=generator, device=where
+    )
+    return key.to(device, non_blocking=True)
 
 
-def lowmem_dropout(x, p=0.5, training=True, *, seed, compile=True):
-    """Inverted dropout whose mask is a hash of (seed, element index): nothing is saved for backward.
+_cache = {}
 
-    Element ``i`` of ``x`` (in row-major order) is kept iff a 32-bit hash of ``(seed, i)`` is at
-    least ``p * 2**32``, so each keep decision has probability ``1 - p`` (to within 2**-32) and the
-    backward pass recomputes the mask instead of storing it: 0 bytes per element, against one for
-    :func:`~dropkit.dropout` and four for torch's CPU dropout. The same seed gives the same mask
-    on any device; advance the seed between calls (as :class:`LowMemDropout` does) so that two
-    calls differ. Semantics otherwise as :func:`~dropkit.dropout`: ``training=False`` or
-    ``p == 0`` returns ``x``; ``p == 1`` gives zeros with zero gradient.
+
+def _constants(p, dtype, device):
+    """The threshold round(p * 2**32) and the scale 1 / (1 - p) as tensors on
+    ``device``, made once per (p, dtype, device): tensors, so that a new p does not
+    recompile the kernel, and cached, so that a GPU call does not copy them from the
+    host every time."""
+    where = (p, dtype, device)
+    if torch.compiler.is_compiling() or where not in _cache:
+        threshold = torch.tensor(round(p * 2**32), dtype=torch.int64, device=device)
+        scale = torch.tensor(1.0 / (1.0 - p), dtype=dtype, device=device)
+        if torch.compiler.is_compiling():
+            return threshold, scale
+        _cache[where] = threshold, scale
+    return _cache[where]
+
+
+def lowmem_dropout(x, p=0.5, training=True, *, generator=None, compile=True):
+    """Inverted dropout whose mask is recomputed, not stored: nothing is saved for
+    backward.
+
+    Each call draws a 64-bit key from torch's random stream (two 32-bit words, from the
+    default CPU generator or ``generator``). Element ``i`` of ``x``, counted in
+    row-major order of its logical shape, is kept iff the first output word of
+    Philox-4x32-10 with counter ``(i mod 2**32, i >> 32, 0, 0)`` under that key is at
+    least ``round(p * 2**32)``, an event of probability ``1 - p`` (to within 2**-33).
+    The backward pass recomputes the mask from the key, so the saved state is 16 bytes
+    per call instead of one byte (:func:`~dropkit.dropout`) or
+    four (torch's CPU dropout) per element. Semantics otherwise as
+    :func:`~dropkit.dropout`: ``training=False`` or ``p == 0`` returns ``x``; ``p == 1``
+    gives zeros with zero gradient; the output has ``x``'s dtype and memory layout
+    (channels_last stays channels_last).
+
+    Randomness follows torch's rules: ``torch.manual_seed`` (or the state of
+    ``generator``) fixes every mask of a run; two calls draw different keys;
+    ``torch.utils.checkpoint`` replays the RNG state and therefore the mask; a run
+    resumed from a saved RNG state replays its masks. The same seed gives the same mask
+    on every device and dtype. Under ``torch.compile`` of a whole model the key comes
+    from the compiler's own draw from torch's generator: reproducible, but not the eager
+    run's masks. Masks are not those of :func:`torch.nn.functional.dropout`.
 
     Args:
-        x: floating-point tensor with at most 2**31 elements.
+        x: floating-point tensor, any shape, layout and device.
         p: drop probability in [0, 1]. Default: 0.5.
         training: apply dropout (default True) or return ``x``.
-        seed: integer in [0, 2**32), keyword only.
-        compile: fuse the hash, compare and multiply with ``torch.compile`` (default True; falls
-            back to the same computation in eager mode where compilation is unavailable).
+        generator: a ``torch.Generator`` to draw the key from (default: torch's global
+        CPU
+            generator), keyword only.
+        compile: fuse index, Philox, compare and multiply with ``torch.compile``
+        (default
+            True). Where compilation fails for a device and dtype, a ``RuntimeWarning``
+            says why, once, and the same computation runs eagerly with the same values.
 
-    Counter-based randomness: Salmon et al., SC 2011; Triton's low-memory dropout tutorial.
+    Example:
+        >>> torch.manual_seed(0)
+        >>> y = lowmem_dropout(torch.ones(2, 8), 0.5)  # entries are 0. or 2.
+
+    Salmon et al., SC 2011 (counter-based generators, Philox); Triton's low-memory
+    dropout tutorial.
     """
     p = _check_p(p)
     _check_input(x, "lowmem_dropout")
-    if (
-        isinstance(seed, bool)
-        or not isinstance(seed, numbers.Integral)
-        or not 0 <= seed <= _MASK32
-    ):
-        raise ValueError(f"seed must be an integer in [0, 2**32), but got {seed!r}")
-    if x.numel() > 1 << 31:
-        raise ValueError(
-            f"lowmem_dropout indexes elements with int32; x has {x.numel()} elements, more than 2**31"
-        )
     if not training or p == 0.0:
         return x
+    # Drawn even at p = 1, so that the stream does not depend on p.
+    key = _draw_key(generator, x.device)
     if p == 1.0:
         return x.masked_fill(x.new_ones((), dtype=torch.bool), 0)
-    key = _seed_key(int(seed), x.device)
-    threshold = torch.tensor(
-        min(round(p * 2**32), _MASK32) + _SIGN, dtype=torch.int32, device=x.device
-    )
-    scale = torch.tensor(1.0 / (1.0 - p), dtype=x.dtype, device=x.device)
-    return _LowMemDropout.apply(x.contiguous(), key, threshold, scale, bool(compile))
+    threshold, scale = _constants(p, x.dtype, x.device)
+    return _LowMemDropout.apply(x, key, threshold, scale, bool(compile))
 
 
-class LowMemDropout(nn.Module):
-    """:func:`lowmem_dropout` as a module. Each training call uses the next seed
-    (``seed``, ``seed + 1``, ...), so masks differ between calls and steps yet a run is
-    reproducible from its starting seed. See :func:`lowmem_dropout`."""
+class LowMemDropout(_DropoutBase):
+    """:func:`lowmem_dropout` as a module: torch's own stream rules, no state of its
+    own.
 
-    def __init__(self, p=0.5, seed=0):
-        super().__init__()
-        self.p = _check_p(p)
-        if (
-            isinstance(seed, bool)
-            or not isinstance(seed, numbers.Integral)
-            or not 0 <= seed <= _MASK32
-        ):
-            raise ValueError(f"seed must be an integer in [0, 2**32), but got {seed!r}")
-        self.seed = int(seed)
-        self.calls = 0
+    Each training call draws a fresh key from torch's random stream, so every module and
+    every call has its own mask and a run is reproducible from ``torch.manual_seed``. It
+    has no parameters or buffers: saved RNG state is all a resumed run needs. ``eval()``
+    makes it the identity. See :func:`lowmem_dropout`.
+    """
+
+    def __init__(self, p=0.5):
+        super().__init__(p)
 
     def forward(self, x):
-        if not self.training:
-            return lowmem_dropout(x, self.p, False, seed=self.seed)
-        seed = (self.seed + self.calls) & _MASK32
-        self.calls += 1
-        return lowmem_dropout(x, self.p, True, seed=seed)
-
-    def extra_repr(self):
-        return f"p={self.p}, seed={self.seed}"
+        return lowmem_dropout(x, self.p, self.training)

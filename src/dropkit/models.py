@@ -9,7 +9,10 @@ from dropkit.drop import Dropout
 
 
 class DropoutMLP(d2l.Classifier):
-    """d2l's MLP with two hidden ReLU layers, each followed by :class:`~dropkit.Dropout`."""
+    """d2l's MLP with two hidden ReLU layers, each followed by a dropout.
+
+    The dropouts are :class:`~dropkit.Dropout` with rates ``dropout_1`` and
+    ``dropout_2``."""
 
     def __init__(
         self,

@@ -10,7 +10,8 @@ import numpy as np
 def _check_mode(p, mode):
     if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0.0 <= p <= 1.0:
         raise ValueError(
-            f"dropout probability p has to be a real number between 0 and 1, but got {p!r}"
+            "dropout probability p has to be a real number between 0 and 1, "
+            f"but got {p!r}"
         )
     if mode not in ("train", "test"):
         raise ValueError(f"mode must be 'train' or 'test', but got {mode!r}")
@@ -19,9 +20,9 @@ def _check_mode(p, mode):
 def dropout_forward(x, p, mode, seed=None):
     """Inverted dropout in numpy, CS231n style: returns ``(out, cache)``.
 
-    ``p`` is the probability to drop. In ``'train'`` mode each entry is zeroed with probability
-    ``p`` and the rest are divided by ``1 - p``; in ``'test'`` mode ``out`` is ``x`` itself.
-    ``seed`` seeds the mask's generator (``None``: fresh randomness).
+    ``p`` is the probability to drop. In ``'train'`` mode each entry is zeroed with
+    probability ``p`` and the rest are divided by ``1 - p``; in ``'test'`` mode ``out``
+    is ``x`` itself. ``seed`` seeds the mask's generator (``None``: fresh randomness).
     """
     _check_mode(p, mode)
     x = np.asarray(x)
@@ -40,7 +41,8 @@ def dropout_forward(x, p, mode, seed=None):
 
 
 def dropout_backward(dout, cache):
-    """Gradient of :func:`dropout_forward` with respect to ``x``, from ``dout`` and the cache."""
+    """Gradient of :func:`dropout_forward` with respect to ``x``, from ``dout`` and
+    the cache."""
     p, mode, mask = cache
     if mask is None:
         return dout

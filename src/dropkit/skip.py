@@ -2,8 +2,6 @@
 # Edit those cells, not this file.
 
 
-import numbers
-
 import torch
 
 from dropkit.drop import _check_input, _check_p
@@ -12,44 +10,64 @@ from dropkit.drop import _check_input, _check_p
 def drop_path_residual(
     x, branch, p=0.0, training=True, *, scale_by_keep=True, generator=None
 ):
-    """``x + drop_path(branch(x), p)``, evaluating ``branch`` only on the samples it keeps.
+    """``x + drop_path(branch(x), p)``, evaluating ``branch`` only on the samples it
+    keeps.
 
-    DropPath multiplies a whole sample's branch output by zero; computing it first is wasted work.
-    This draws the same per-sample mask as :func:`~dropkit.drop_path` (the same random numbers
-    under the same seed), runs ``branch`` on the kept rows only (``index_select``), and adds the
-    scaled result back into ``x`` (``index_add``). The output distribution, and for a given mask
-    the output and gradients, equal the masking version's up to float rounding, provided
-    ``branch`` treats samples independently (LayerNorm and attention within a sample do;
-    BatchNorm does not). Expected saving at rate ``p``: a fraction ``p`` of the branch's work,
-    a speed-up of up to ``1 / (1 - p)``.
+    DropPath multiplies a whole sample's branch output by zero; computing it first is
+    wasted work. This draws the same per-sample mask as :func:`~dropkit.drop_path` (the
+    same random numbers under the same seed), runs ``branch`` on the kept rows only
+    (``index_select``) and adds the scaled result back into ``x`` (``index_add``). For a
+    given mask, the output and the gradients of ``x`` and of the branch's parameters
+    equal the masking version's up to float rounding. When every sample is dropped the
+    branch still runs, on an empty batch, so its parameters get zero gradients rather
+    than none (DistributedDataParallel expects a gradient for every parameter). Under
+    autocast the result has the masking version's dtype. Expected saving: a fraction
+    ``p`` of the branch's work, a speed-up of the branch of up to ``1 / (1 - p)``.
 
-    Args: ``x`` (N, ...); ``branch`` a callable mapping (M, ...) to (M, ...); ``p``, ``training``,
-    ``scale_by_keep`` and ``generator`` as in :func:`~dropkit.drop_path`. Huang et al., ECCV 2016.
+    Caveats:
+        - ``branch`` must treat samples independently. A branch with batch coupling
+          (BatchNorm in training mode) sees a smaller batch and normalises differently;
+          a branch with its own randomness (dropout inside it) draws fewer random
+          numbers, so its masks differ from the masking version's. The output
+          distribution then changes.
+        - Finding the kept rows (``nonzero``) copies the count to the host: one device
+          synchronisation per call on a GPU. The kept batch's size varies from step to
+          step, so CUDA graphs cannot capture it and ``torch.compile(fullgraph=True)``
+          fails on the data-dependent shape; use :func:`~dropkit.drop_path` there.
+
+    Args:
+        x: input (N, ...), the residual stream.
+        branch: callable mapping (M, ...) to (M, ...), e.g. an ``nn.Module``.
+        p, training, scale_by_keep, generator: as in :func:`~dropkit.drop_path`.
+
+    Huang et al., ECCV 2016 (stochastic depth, which skips the dropped blocks' work).
     """
     p = _check_p(p)
     _check_input(x, "drop_path_residual")
     if not callable(branch):
         raise TypeError(
-            f"branch must be callable (e.g. an nn.Module), but got {type(branch).__name__}"
+            "branch must be callable (e.g. an nn.Module), but got "
+            f"{type(branch).__name__}"
         )
     if x.dim() < 1:
         raise ValueError(
-            "drop_path_residual expects a batched input (N, ...), but got a 0-dim tensor"
+            "drop_path_residual expects a batched input (N, ...), but got a 0-dim "
+            "tensor"
         )
     if not training or p == 0.0:
         return x + branch(x)
     keep = 1.0 - p
-    noise = x.new_empty((x.shape[0],) + (1,) * (x.dim() - 1)).bernoulli_(
-        keep, generator=generator
-    )
-    kept = noise.view(-1).nonzero().view(-1)
-    if kept.numel() == 0:
-        return x
+    shape = (x.shape[0],) + (1,) * (x.dim() - 1)
+    noise = x.new_empty(shape).bernoulli_(keep, generator=generator)
+    kept = noise.view(-1).nonzero().view(-1)  # host sync: the count sets the batch size
     out = branch(x.index_select(0, kept))
     if out.shape[1:] != x.shape[1:]:
         raise ValueError(
-            f"branch must keep the shape of a sample {tuple(x.shape[1:])}, but returned {tuple(out.shape[1:])}"
+            f"branch must keep the shape of a sample {tuple(x.shape[1:])}, but "
+            "returned "
+            f"{tuple(out.shape[1:])}"
         )
-    if scale_by_keep:
-        out = out / keep
-    return x.index_add(0, kept, out)
+    if scale_by_keep and keep > 0:
+        out = out * (1.0 / keep)
+    dtype = torch.result_type(x, out)  # autocast: a bf16 branch added to an fp32 stream
+    return x.to(dtype).index_add(0, kept, out.to(dtype))

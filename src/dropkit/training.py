@@ -8,10 +8,11 @@ from d2l import torch as d2l
 def train(model, data, max_epochs):
     """Fit ``model`` on ``data`` with ``d2l.Trainer``, without live plotting.
 
-    Returns the curves d2l records, one point per epoch: a dict mapping ``'train_loss'`` (the
-    mean of that epoch's mini-batch losses, taken while the weights change and with dropout on),
-    ``'val_loss'`` and ``'val_acc'`` (means over the validation mini-batches after the epoch) to
-    lists of floats. Seed torch before building the model to make the run reproducible.
+    Returns the curves d2l records, one point per epoch: a dict mapping
+    ``'train_loss'`` (the mean of that epoch's mini-batch losses, taken while the
+    weights change and with dropout on), ``'val_loss'`` and ``'val_acc'`` (means over
+    the validation mini-batches after the epoch) to lists of floats. Seed torch before
+    building the model to make the run reproducible.
     """
     if (
         isinstance(max_epochs, bool)
@@ -24,7 +25,5 @@ def train(model, data, max_epochs):
     model.board.display = False
     model.plot_train_per_epoch = 1  # d2l's default, 2, plots half-epoch means
     d2l.Trainer(max_epochs=max_epochs).fit(model, data)
-    return {
-        label: [float(point.y) for point in points]
-        for label, points in model.board.data.items()
-    }
+    curves = model.board.data.items()
+    return {label: [float(point.y) for point in points] for label, points in curves}

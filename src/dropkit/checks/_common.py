@@ -39,8 +39,8 @@ def _check_mask_follows_input(fn, name):
         _require(
             out.dtype == dtype,
             f"for a {dtype} input your output is {out.dtype}: the mask must have the input's dtype, so "
-            "make the mask from the input (X.new_empty(X.shape) or torch.rand_like(X)), not with "
-            "torch.rand(X.shape).float()",
+            "make the mask from the input (X.new_empty(X.shape) or torch.rand_like(X)). "
+            "torch.rand(X.shape) uses torch's default dtype, and .float() forces float32",
         )
     x = torch.ones(4, 4, device="meta")  # a device that is not the CPU, available on every machine
     try:
@@ -48,7 +48,8 @@ def _check_mask_follows_input(fn, name):
     except RuntimeError as err:
         raise CheckFailed(
             f"for an input on device 'meta' {name} failed ({err}). Make the mask on the input's device "
-            "(X.new_empty(X.shape) or torch.rand_like(X)); torch.rand(X.shape) always makes it on the CPU."
+            "(X.new_empty(X.shape) or torch.rand_like(X)); torch.rand(X.shape) makes it on torch's default "
+            "device, the CPU unless you changed it."
         ) from None
     _require(out.device == x.device, f"for an input on {x.device} your output is on {out.device}")
 
