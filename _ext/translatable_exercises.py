@@ -30,11 +30,19 @@ class LocateExerciseTitles(SphinxTransform):
                     holder = holder.parent
                 node.source = holder.source if holder is not None else self.env.docname
                 node.line = (holder.line if holder is not None else None) or 1
-            node.rawsource = (
-                node.rawsource or node.astext()
-            )  # the message Sphinx extracts
+            if not node.rawsource:  # the message Sphinx extracts: the title as written
+                node.rawsource = "".join(_markup(child) for child in node.children)
             titles.append((node.rawsource, node.source, node.line))
         self.document["exercise_titles"] = titles
+
+
+def _markup(node):
+    """A title's child as MyST source: math and code keep their delimiters."""
+    if isinstance(node, nodes.math):
+        return f"${node.astext()}$"
+    if isinstance(node, nodes.literal):
+        return f"`{node.astext()}`"
+    return node.astext()
 
 
 def extract_titles(app, doctree, docname):

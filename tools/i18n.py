@@ -126,6 +126,31 @@ def update(pages: list[str]) -> None:
             ],
             check=True,
         )
+    strip_format_flags()
+
+
+def strip_format_flags() -> None:
+    """Drop babel's python-format and python-brace-format guesses: the messages are
+    prose, and "the 1 % level" or a glue role is no format string (msgfmt
+    --check-format would reject a correct translation)."""
+    for path in CATALOGUES.rglob("*.po"):
+        lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+        kept = []
+        for line in lines:
+            if line.startswith("#,"):
+                flags = [f.strip() for f in line[2:].split(",")]
+                flags = [
+                    f
+                    for f in flags
+                    if f not in ("python-format", "python-brace-format")
+                ]
+                if not flags:
+                    continue
+                line = "#, " + ", ".join(flags) + "\n"
+            kept.append(line)
+        text = "".join(kept)
+        if text != "".join(lines):
+            path.write_text(text, encoding="utf-8")
 
 
 def check() -> int:
