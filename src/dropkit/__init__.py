@@ -7,7 +7,9 @@ Re-exported here (they need only torch):
 - chapter 2: :func:`mc_predict`, Monte-Carlo dropout (:mod:`dropkit.inference`);
 - chapter 5: :class:`ViTBlock` and :func:`drop_path_rates` (:mod:`dropkit.vit`);
 - chapter 6: :func:`lowmem_dropout` / :class:`LowMemDropout` (:mod:`dropkit.lowmem`) and
-  :func:`drop_path_residual` (:mod:`dropkit.skip`).
+  :func:`drop_path_residual` (:mod:`dropkit.skip`);
+- chapter 8: :func:`locked_dropout` / :class:`LockedDropout`,
+  :func:`embedding_dropout` and :class:`WeightDrop` (:mod:`dropkit.sequence`).
 
 Loaded on first use, because they need d2l or are tools rather than layers: the data modules,
 models and training helper (:mod:`dropkit.data`, :mod:`dropkit.models`, :mod:`dropkit.training`),
@@ -22,6 +24,7 @@ from dropkit import scratch
 from dropkit.drop import DropPath, Dropout, SpatialDropout, drop_path, dropout, spatial_dropout
 from dropkit.inference import mc_predict
 from dropkit.lowmem import LowMemDropout, lowmem_dropout
+from dropkit.sequence import LockedDropout, WeightDrop, embedding_dropout, locked_dropout
 from dropkit.skip import drop_path_residual
 from dropkit.vit import ViTBlock, drop_path_rates
 
@@ -30,13 +33,17 @@ __version__ = "0.1.0"
 __all__ = [
     "DropPath",
     "Dropout",
+    "LockedDropout",
     "LowMemDropout",
     "SpatialDropout",
     "ViTBlock",
+    "WeightDrop",
     "drop_path",
     "drop_path_residual",
     "drop_path_rates",
     "dropout",
+    "embedding_dropout",
+    "locked_dropout",
     "lowmem_dropout",
     "mc_predict",
     "scratch",

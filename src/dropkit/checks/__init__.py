@@ -11,12 +11,15 @@ here, as ``dropkit.checks.check_*``.
 """
 
 from dropkit.checks import drop_path, dropout_from_scratch, inverted_scaling, spatial_dropout, training_with_dropout
+from dropkit.checks import sequence_dropout
 from dropkit.checks._common import CheckFailed
 from dropkit.checks.drop_path import *  # noqa: F403
 from dropkit.checks.dropout_from_scratch import *  # noqa: F403
 from dropkit.checks.inverted_scaling import *  # noqa: F403
+from dropkit.checks.sequence_dropout import *  # noqa: F403
 from dropkit.checks.spatial_dropout import *  # noqa: F403
 from dropkit.checks.training_with_dropout import *  # noqa: F403
 
 _CHAPTERS = (dropout_from_scratch, inverted_scaling, training_with_dropout, spatial_dropout, drop_path)
+_CHAPTERS += (sequence_dropout,)
 __all__ = ["CheckFailed", *(name for module in _CHAPTERS for name in module.__all__)]
