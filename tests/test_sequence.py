@@ -326,7 +326,9 @@ class TestOnCuda:
         assert torch.equal(y, y[:, :1].expand_as(y))
         assert set(y.unique().tolist()) <= {0.0, torch.tensor(1 / 0.7).item()}
         torch.manual_seed(0)
-        assert torch.equal(y, locked_dropout(torch.ones(64, 40, 16, device="cuda"), 0.3))
+        assert torch.equal(
+            y, locked_dropout(torch.ones(64, 40, 16, device="cuda"), 0.3)
+        )
 
     def test_weight_drop_under_cudnn(self):
         lstm = _lstm().cuda()
