@@ -1,43 +1,57 @@
-"""dropkit: dropout, spatial dropout and DropPath for PyTorch, built chapter by chapter in the dropkit book.
+"""dropkit: the dropout family for PyTorch, built chapter by chapter in the dropkit book.
 
-Re-exported here (they need only torch):
+Re-exported here (they need only torch and numpy):
 
-- chapter 1: :func:`dropout`, :func:`spatial_dropout`, :func:`drop_path` and their modules
-  (:mod:`dropkit.drop`); the numpy version is :mod:`dropkit.scratch`;
-- chapter 2: :func:`mc_predict`, Monte-Carlo dropout (:mod:`dropkit.inference`), and the noises
-  that keep the mean and variance: :func:`alpha_dropout`, :func:`feature_alpha_dropout`,
-  :func:`gaussian_dropout` and their modules (:mod:`dropkit.drop`);
-- chapter 7: :func:`mc_samples`, the uncertainty measures (:func:`predictive_entropy`,
-  :func:`mutual_information`, :func:`variation_ratio`) and calibration
-  (:func:`expected_calibration_error`, :func:`fit_temperature`) (:mod:`dropkit.uncertainty`);
-- chapter 4: :func:`drop_block2d` / :func:`drop_block3d` and :class:`DropBlock2d` /
-  :class:`DropBlock3d` (:mod:`dropkit.drop`), equal to torchvision's on CPU;
-- chapter 5: :class:`ViTBlock` and :func:`drop_path_rates` (:mod:`dropkit.vit`);
-- chapter 6: :func:`lowmem_dropout` / :class:`LowMemDropout` (:mod:`dropkit.lowmem`) and
-  :func:`drop_path_residual` (:mod:`dropkit.skip`).
+- chapter 1: :func:`dropout` / :class:`Dropout` (:mod:`dropkit.drop`); the numpy version is
+  :mod:`dropkit.scratch`;
+- chapter 2: :func:`mc_predict`, Monte-Carlo dropout (:mod:`dropkit.inference`), and the
+  noises that keep the mean and variance: :func:`alpha_dropout`,
+  :func:`feature_alpha_dropout`, :func:`gaussian_dropout` and their modules;
+- chapter 4: :func:`spatial_dropout`, :func:`drop_block2d`, :func:`drop_block3d` and their
+  modules;
+- chapter 5: :func:`drop_path` / :class:`DropPath`, :class:`ViTBlock` and
+  :func:`drop_path_rates` (:mod:`dropkit.vit`);
+- chapter 6: :func:`lowmem_dropout` / :class:`LowMemDropout` and :func:`philox4x32`
+  (:mod:`dropkit.lowmem`), :func:`drop_path_residual` (:mod:`dropkit.skip`);
+- chapter 7: :func:`mc_samples`, the uncertainty measures and calibration
+  (:mod:`dropkit.uncertainty`);
+- chapter 8: :func:`locked_dropout` / :class:`LockedDropout`, :func:`embedding_dropout` and
+  :class:`WeightDrop` (:mod:`dropkit.sequence`).
+
+The ops and modules of chapters 1, 2, 4 and 5 live together in :mod:`dropkit.drop`, as timm
+keeps its family in one ``drop.py``; each is written in the chapter that teaches it.
 
 Loaded on first use, because they need d2l or are tools rather than layers: the data modules,
-models and training helper (:mod:`dropkit.data`, :mod:`dropkit.models`, :mod:`dropkit.training`),
-chapter 4's Conv1d classifier (:mod:`dropkit.spatial`), chapter 5's ``TinyViT``
-(:mod:`dropkit.vit_model`), the timing helpers (:mod:`dropkit.bench`) and the exercise checks
-(:mod:`dropkit.checks`).
+models and training helper (:mod:`dropkit.data`, :mod:`dropkit.models`,
+:mod:`dropkit.training`), chapter 4's Conv1d classifier (:mod:`dropkit.spatial`), chapter 5's
+``TinyViT`` (:mod:`dropkit.vit_model`), the timing helpers (:mod:`dropkit.bench`), the claim
+checks (:mod:`dropkit.claims`) and the exercise checks (:mod:`dropkit.checks`).
 """
 
 import importlib
 
 from dropkit import scratch
-from dropkit.drop import DropPath, Dropout, SpatialDropout, drop_path, dropout, spatial_dropout
-from dropkit.drop import (  # chapter 2: noise that keeps the mean and the variance
+from dropkit.drop import (
     AlphaDropout,
+    DropBlock2d,
+    DropBlock3d,
+    DropPath,
+    Dropout,
     FeatureAlphaDropout,
     GaussianDropout,
+    SpatialDropout,
     alpha_dropout,
+    drop_block2d,
+    drop_block3d,
+    drop_path,
+    dropout,
     feature_alpha_dropout,
     gaussian_dropout,
+    spatial_dropout,
 )
-from dropkit.drop import DropBlock2d, DropBlock3d, drop_block2d, drop_block3d
 from dropkit.inference import mc_predict
-from dropkit.lowmem import LowMemDropout, lowmem_dropout
+from dropkit.lowmem import LowMemDropout, lowmem_dropout, philox4x32
+from dropkit.sequence import LockedDropout, WeightDrop, embedding_dropout, locked_dropout
 from dropkit.skip import drop_path_residual
 from dropkit.uncertainty import (
     calibration_bins,
@@ -51,44 +65,49 @@ from dropkit.uncertainty import (
 )
 from dropkit.vit import ViTBlock, drop_path_rates
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "AlphaDropout",
-    "FeatureAlphaDropout",
-    "GaussianDropout",
-    "alpha_dropout",
-    "feature_alpha_dropout",
-    "gaussian_dropout",
     "DropBlock2d",
     "DropBlock3d",
     "DropPath",
     "Dropout",
+    "FeatureAlphaDropout",
+    "GaussianDropout",
+    "LockedDropout",
     "LowMemDropout",
     "SpatialDropout",
     "ViTBlock",
+    "WeightDrop",
+    "alpha_dropout",
+    "calibration_bins",
     "drop_block2d",
     "drop_block3d",
     "drop_path",
-    "drop_path_residual",
     "drop_path_rates",
+    "drop_path_residual",
     "dropout",
+    "embedding_dropout",
+    "expected_calibration_error",
+    "expected_entropy",
+    "feature_alpha_dropout",
+    "fit_temperature",
+    "gaussian_dropout",
+    "locked_dropout",
     "lowmem_dropout",
     "mc_predict",
     "mc_samples",
     "mutual_information",
+    "philox4x32",
     "predictive_entropy",
-    "variation_ratio",
-    "calibration_bins",
-    "expected_calibration_error",
-    "expected_entropy",
-    "fit_temperature",
     "scratch",
     "spatial_dropout",
+    "variation_ratio",
 ]
 
 # Submodules that need d2l (and so torchvision, pandas, ...) load only when used.
-_LAZY = {"bench", "checks", "data", "models", "spatial", "training", "vit_model"}
+_LAZY = {"bench", "checks", "claims", "data", "models", "spatial", "training", "vit_model"}
 # Classes of those submodules exported at the top level, also loaded on first use.
 _LAZY_NAMES = {"TinyViT": "vit_model"}
 

@@ -16,6 +16,7 @@ from dropkit.checks import (
     inverted_scaling,
     mc_dropout,
     memory_speed,
+    sequence_dropout,
     spatial_dropout,
     training_with_dropout,
 )
@@ -25,6 +26,7 @@ from dropkit.checks.dropout_from_scratch import *  # noqa: F403
 from dropkit.checks.inverted_scaling import *  # noqa: F403
 from dropkit.checks.mc_dropout import *  # noqa: F403
 from dropkit.checks.memory_speed import *  # noqa: F403
+from dropkit.checks.sequence_dropout import *  # noqa: F403
 from dropkit.checks.spatial_dropout import *  # noqa: F403
 from dropkit.checks.training_with_dropout import *  # noqa: F403
 
@@ -37,5 +39,6 @@ _CHAPTERS = (
     drop_path,
     memory_speed,
     mc_dropout,
+    sequence_dropout,
 )
 __all__ = ["CheckFailed", *(name for module in _CHAPTERS for name in module.__all__)]
