@@ -24,6 +24,7 @@ import json
 import re
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import nbformat
@@ -176,7 +177,10 @@ def render(module: str, pieces: list[tuple[Path, str]]) -> str:
             key=[str(p.relative_to(ROOT)) for p in chapters()].index,
         )
     )
-    parts = [HEADER.format(sources=sources)]
+    header = textwrap.fill(
+        HEADER.split("\n")[0].format(sources=sources), 88, subsequent_indent="# "
+    )
+    parts = [header + "\n" + HEADER.split("\n")[1]]
     parts.append("\n\n".join("\n".join(group) for group in groups if group))
     parts.extend(bodies)
     return ruff(

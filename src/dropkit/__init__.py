@@ -1,31 +1,34 @@
-"""dropkit: the dropout family for PyTorch, built chapter by chapter in the dropkit book.
+"""dropkit: the dropout family for PyTorch, built chapter by chapter in the dropkit
+book.
 
 Re-exported here (they need only torch and numpy):
 
-- chapter 1: :func:`dropout` / :class:`Dropout` (:mod:`dropkit.drop`); the numpy version is
-  :mod:`dropkit.scratch`;
+- chapter 1: :func:`dropout` / :class:`Dropout` (:mod:`dropkit.drop`); the numpy version
+  is :mod:`dropkit.scratch`;
 - chapter 2: :func:`mc_predict`, Monte-Carlo dropout (:mod:`dropkit.inference`), and the
   noises that keep the mean and variance: :func:`alpha_dropout`,
   :func:`feature_alpha_dropout`, :func:`gaussian_dropout` and their modules;
-- chapter 4: :func:`spatial_dropout`, :func:`drop_block2d`, :func:`drop_block3d` and their
-  modules;
+- chapter 4: :func:`spatial_dropout`, :func:`drop_block2d`, :func:`drop_block3d` and
+  their modules;
 - chapter 5: :func:`drop_path` / :class:`DropPath`, :class:`ViTBlock` and
   :func:`drop_path_rates` (:mod:`dropkit.vit`);
 - chapter 6: :func:`lowmem_dropout` / :class:`LowMemDropout` and :func:`philox4x32`
   (:mod:`dropkit.lowmem`), :func:`drop_path_residual` (:mod:`dropkit.skip`);
 - chapter 7: :func:`mc_samples`, the uncertainty measures and calibration
   (:mod:`dropkit.uncertainty`);
-- chapter 8: :func:`locked_dropout` / :class:`LockedDropout`, :func:`embedding_dropout` and
-  :class:`WeightDrop` (:mod:`dropkit.sequence`).
+- chapter 8: :func:`locked_dropout` / :class:`LockedDropout`, :func:`embedding_dropout`
+  and :class:`WeightDrop` (:mod:`dropkit.sequence`).
 
-The ops and modules of chapters 1, 2, 4 and 5 live together in :mod:`dropkit.drop`, as timm
-keeps its family in one ``drop.py``; each is written in the chapter that teaches it.
+The ops and modules of chapters 1, 2, 4 and 5 live together in :mod:`dropkit.drop`, as
+timm keeps its family in one ``drop.py``; each is written in the chapter that teaches
+it.
 
-Loaded on first use, because they need d2l or are tools rather than layers: the data modules,
-models and training helper (:mod:`dropkit.data`, :mod:`dropkit.models`,
-:mod:`dropkit.training`), chapter 4's Conv1d classifier (:mod:`dropkit.spatial`), chapter 5's
-``TinyViT`` (:mod:`dropkit.vit_model`), the timing helpers (:mod:`dropkit.bench`), the claim
-checks (:mod:`dropkit.claims`) and the exercise checks (:mod:`dropkit.checks`).
+Loaded on first use, because they need d2l or are tools rather than layers: the data
+modules, models and training helper (:mod:`dropkit.data`, :mod:`dropkit.models`,
+:mod:`dropkit.training`), chapter 4's Conv1d classifier (:mod:`dropkit.spatial`),
+chapter 5's ``TinyViT`` (:mod:`dropkit.vit_model`), the timing helpers
+(:mod:`dropkit.bench`), the claim checks (:mod:`dropkit.claims`) and the exercise checks
+(:mod:`dropkit.checks`).
 """
 
 import importlib
@@ -35,8 +38,8 @@ from dropkit.drop import (
     AlphaDropout,
     DropBlock2d,
     DropBlock3d,
-    DropPath,
     Dropout,
+    DropPath,
     FeatureAlphaDropout,
     GaussianDropout,
     SpatialDropout,
@@ -51,7 +54,12 @@ from dropkit.drop import (
 )
 from dropkit.inference import mc_predict
 from dropkit.lowmem import LowMemDropout, lowmem_dropout, philox4x32
-from dropkit.sequence import LockedDropout, WeightDrop, embedding_dropout, locked_dropout
+from dropkit.sequence import (
+    LockedDropout,
+    WeightDrop,
+    embedding_dropout,
+    locked_dropout,
+)
 from dropkit.skip import drop_path_residual
 from dropkit.uncertainty import (
     calibration_bins,
@@ -107,7 +115,16 @@ __all__ = [
 ]
 
 # Submodules that need d2l (and so torchvision, pandas, ...) load only when used.
-_LAZY = {"bench", "checks", "claims", "data", "models", "spatial", "training", "vit_model"}
+_LAZY = {
+    "bench",
+    "checks",
+    "claims",
+    "data",
+    "models",
+    "spatial",
+    "training",
+    "vit_model",
+}
 # Classes of those submodules exported at the top level, also loaded on first use.
 _LAZY_NAMES = {"TinyViT": "vit_model"}
 

@@ -1,9 +1,9 @@
 """Checks for the book's coding exercises.
 
-Each ``check_*`` function runs a learner's code on inputs chosen to expose the usual mistakes
-and either prints ``all checks passed`` or raises :class:`CheckFailed` saying, in plain
-words, what is wrong and how to fix it. Statistical checks use fixed seeds and bounds six
-standard deviations wide, so a correct solution never fails by bad luck.
+Each ``check_*`` function runs a learner's code on inputs chosen to expose the usual
+mistakes and either prints ``all checks passed`` or raises :class:`CheckFailed` saying,
+in plain words, what is wrong and how to fix it. Statistical checks use fixed seeds and
+bounds six standard deviations wide, so a correct solution never fails by bad luck.
 
 One module per chapter, named after the chapter's notebook (``dropkit.checks.drop_path``
 holds chapter 5's); what they share is in :mod:`dropkit.checks._common`. Every check is
