@@ -169,9 +169,9 @@ def test_colab_cell_installs_what_the_chapter_imports(colab, doc):
         f"""
         import importlib, sys
         for name in {MISSING!r}:
-            module = importlib.import_module(name) assert
-            module.__file__.startswith(sys.prefix), f"{{name}} came from
-            {{module.__file__}}, not the fresh environment"
+            module = importlib.import_module(name)
+            where = module.__file__
+            assert where.startswith(sys.prefix), f"{{name}} came from {{where}}"
         print("imports ok")
         """
     )
