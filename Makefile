@@ -17,13 +17,12 @@ CPU_DISPATCH_2 := ATEN_CPU_CAPABILITY=default MKL_CBWR=COMPATIBLE ONEDNN_MAX_CPU
 NBVAL := -m pytest --nbval chapters --nbval-sanitize-with tests/nbval_sanitize.cfg
 NB ?= chapters/*.ipynb
 
-.PHONY: book test lint unit chapters chapters-native chapters-dispatch2 execute cells sync sync-check build site browser clean
+.PHONY: book test lint i18n-check i18n-update unit chapters chapters-native chapters-dispatch2 execute cells sync sync-check build site browser clean
 
-book: $(VENV)/.installed $(MATHJAX_DIR)/.installed
-	$(VENV)/bin/jupyter-book build . -W --keep-going
-	@echo "The book is at _build/html/index.html"
+book: build
+	@echo "The book is at _build/html/index.html, its Chinese edition at _build/html/zh/index.html"
 
-test: $(VENV)/.installed sync-check lint unit chapters build site
+test: $(VENV)/.installed sync-check lint i18n-check unit chapters build site
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -72,14 +71,29 @@ cells: $(VENV)/.installed
 execute: $(VENV)/.installed
 	$(PY) tools/execute.py $(NB)
 
+# Both editions, warnings as errors: English into _build/html, then the Chinese one (the same
+# pages with locales/zh_CN's translations) into _build/html/zh.
 build: $(VENV)/.installed $(MATHJAX_DIR)/.installed
 	$(VENV)/bin/jupyter-book build . -W --keep-going
+	$(PY) tools/i18n.py config
+	$(VENV)/bin/jupyter-book build . --config _build/_config.zh.yml --path-output _build/zh -W --keep-going
+	rm -rf _build/html/zh
+	cp -R _build/zh/_build/html _build/html/zh
+
+# Every message of the English text has a Chinese translation that is not fuzzy (tools/i18n.py).
+i18n-check: $(VENV)/.installed
+	$(PY) tools/i18n.py check
+
+# After changing English prose: add the new messages to locales/zh_CN, then translate them.
+i18n-update: $(VENV)/.installed
+	$(PY) tools/i18n.py update
 
 # The built book as readers get it (tests/site; `pytest tests` does not collect them, see
 # pyproject.toml's norecursedirs): links, Colab links, figures, math and exercises in _build/html,
 # every page in headless Chromium, and the Colab set-up cell run in a fresh virtual environment.
 site: $(VENV)/.installed browser
 	$(PY) -m pytest tests/site
+	DROPKIT_SITE_LANG=zh $(PY) -m pytest tests/site --deselect tests/site/test_colab.py
 
 # MathJax from the npm registry, copied into _vendor (git-ignored; html_static_path) so that Sphinx serves it with the
 # book. Only what tex-mml-chtml.js loads is copied: the component, its fonts and lazy extensions.

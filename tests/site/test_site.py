@@ -1,45 +1,72 @@
-"""The built book (_build/html) as files: pages, links, Colab links, figures, math, exercises."""
+"""The built book (_build/html) as files: pages, links, Colab links, figures, math,
+exercises."""
 
 from __future__ import annotations
 
 import re
 import subprocess
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import pytest
 from bs4 import BeautifulSoup
-from conftest import HTML, ROOT, chapters, config, has_math, markdown_of, source_of, toc_files
+from conftest import (
+    LANG,
+    ROOT,
+    SITE,
+    chapters,
+    config,
+    has_math,
+    markdown_of,
+    source_of,
+    toc_files,
+)
 from PIL import Image
 
 DOCS = toc_files()
 CHAPTERS = chapters()
 
 
-@lru_cache(maxsize=None)
+@cache
 def soup(path: Path) -> BeautifulSoup:
     return BeautifulSoup(path.read_text(encoding="utf-8"), "html.parser")
 
 
-@lru_cache(maxsize=None)
+@cache
 def ids(path: Path) -> frozenset:
     page = soup(path)
-    return frozenset(el["id"] for el in page.find_all(id=True)) | frozenset(a["name"] for a in page.find_all("a", attrs={"name": True}))
+    return frozenset(el["id"] for el in page.find_all(id=True)) | frozenset(
+        a["name"] for a in page.find_all("a", attrs={"name": True})
+    )
 
 
 def pages(html: Path) -> list[Path]:
     """Every HTML page of the site (not the copies of sources or theme assets)."""
-    return sorted(p for p in html.rglob("*.html") if not {"_static", "_sources"} & set(p.relative_to(html).parts))
+    return sorted(
+        p
+        for p in html.rglob("*.html")
+        if not {"_static", "_sources"} & set(p.relative_to(html).parts)
+    )
 
 
 def local_references(page: Path):
     """(tag, attribute, value) for every reference of `page` to a file of the site."""
-    for tag, attr in (("a", "href"), ("link", "href"), ("script", "src"), ("img", "src"), ("source", "src")):
+    for tag, attr in (
+        ("a", "href"),
+        ("link", "href"),
+        ("script", "src"),
+        ("img", "src"),
+        ("source", "src"),
+    ):
         for el in soup(page).find_all(tag, attrs={attr: True}):
             value = el[attr]
             parts = urlsplit(value)
-            if parts.scheme or parts.netloc or value.startswith(("mailto:", "javascript:", "data:")):
+            if (
+                parts.scheme
+                or parts.netloc
+                or value.startswith(("mailto:", "javascript:", "data:"))
+            ):
                 continue
             yield tag, attr, value
 
@@ -55,15 +82,23 @@ def resolve(page: Path, value: str) -> tuple[Path, str]:
 @pytest.mark.parametrize("doc", DOCS)
 def test_toc_entry_has_a_page(html, doc):
     page = html / f"{doc}.html"
-    assert page.is_file(), f"_toc.yml lists {doc}, but the build has no {page.relative_to(html)}"
-    assert soup(page).find("main") is not None and soup(page).find("h1") is not None, f"{page.name} has no title"
+    assert page.is_file(), (
+        f"_toc.yml lists {doc}, but the build has no {page.relative_to(html)}"
+    )
+    assert soup(page).find("main") is not None and soup(page).find("h1") is not None, (
+        f"{page.name} has no title"
+    )
 
 
 def test_navigation_lists_every_toc_entry(html):
-    nav = soup(html / "intro.html").select("nav.bd-links a[href], .bd-sidebar a.reference.internal[href]")
+    nav = soup(html / "intro.html").select(
+        "nav.bd-links a[href], .bd-sidebar a.reference.internal[href]"
+    )
     targets = {resolve(html / "intro.html", a["href"])[0] for a in nav}
     for doc in DOCS[1:]:
-        assert (html / f"{doc}.html").resolve() in targets, f"the sidebar does not link to {doc}"
+        assert (html / f"{doc}.html").resolve() in targets, (
+            f"the sidebar does not link to {doc}"
+        )
 
 
 def test_internal_links_and_anchors_resolve(html):
@@ -75,12 +110,15 @@ def test_internal_links_and_anchors_resolve(html):
             if not target.is_file():
                 problems.append(f"{where} -> missing file")
             elif fragment and target.suffix == ".html" and fragment not in ids(target):
-                problems.append(f"{where} -> {target.relative_to(html)} has no id {fragment!r}")
+                problems.append(
+                    f"{where} -> {target.relative_to(html)} has no id {fragment!r}"
+                )
     assert not problems, "broken links:\n" + "\n".join(problems)
 
 
 def test_site_has_pages_beyond_the_toc(html):
-    # search and index pages are part of navigation; the link check covers what they link to
+    # search and index pages are part of navigation; the link check covers what they
+    # link to
     for name in ("search.html", "genindex.html", "searchindex.js"):
         assert (html / name).is_file(), f"the build has no {name}"
 
@@ -91,15 +129,29 @@ def test_chapter_has_colab_link_to_its_notebook(html, doc):
     owner_repo = urlsplit(repo["url"]).path.strip("/").removesuffix(".git")
     branch = repo.get("branch", "main")
     book = repo.get("path_to_book", "").strip("/")
-    links = [a["href"] for a in soup(html / f"{doc}.html").find_all("a", href=True) if a["href"].startswith("https://colab.research.google.com/")]
+    links = [
+        a["href"]
+        for a in soup(html / f"{doc}.html").find_all("a", href=True)
+        if a["href"].startswith("https://colab.research.google.com/")
+    ]
     assert links, f"{doc}.html has no 'open in Colab' link"
-    expected = f"https://colab.research.google.com/github/{owner_repo}/blob/{branch}/{'/'.join(filter(None, [book, doc]))}.ipynb"
+    notebook = "/".join(filter(None, [book, doc]))
+    expected = (
+        "https://colab.research.google.com/github/"
+        f"{owner_repo}/blob/{branch}/{notebook}.ipynb"
+    )
     assert expected in links, f"{doc}.html's Colab link is {links}, expected {expected}"
     path = urlsplit(expected).path.split(f"/blob/{branch}/", 1)[1]
     notebook = ROOT / path
-    assert notebook.is_file(), f"the Colab link of {doc} names {path}, which is not in the repository"
-    tracked = subprocess.run(["git", "ls-files", "--error-unmatch", path], cwd=ROOT, capture_output=True)
-    assert tracked.returncode == 0, f"{path} is not committed, so Colab cannot open it from {branch}"
+    assert notebook.is_file(), (
+        f"the Colab link of {doc} names {path}, which is not in the repository"
+    )
+    tracked = subprocess.run(
+        ["git", "ls-files", "--error-unmatch", path], cwd=ROOT, capture_output=True
+    )
+    assert tracked.returncode == 0, (
+        f"{path} is not committed, so Colab cannot open it from {branch}"
+    )
 
 
 def test_images_exist_and_are_not_empty(html):
@@ -110,7 +162,9 @@ def test_images_exist_and_are_not_empty(html):
             if src.startswith("data:"):
                 continue
             if urlsplit(src).scheme:
-                problems.append(f"{page.relative_to(html)}: image from outside the site: {src}")
+                problems.append(
+                    f"{page.relative_to(html)}: image from outside the site: {src}"
+                )
                 continue
             target, _ = resolve(page, src)
             seen += 1
@@ -120,10 +174,14 @@ def test_images_exist_and_are_not_empty(html):
                 with Image.open(target) as im:
                     im.verify()
                     if min(im.size) < 10:
-                        problems.append(f"{page.relative_to(html)}: {src} is only {im.size} pixels")
+                        problems.append(
+                            f"{page.relative_to(html)}: {src} is only {im.size} pixels"
+                        )
     assert not problems, "\n".join(problems)
     figures = sum("image/png" in str(source_of(d).read_text()) for d in CHAPTERS)
-    assert seen >= figures, f"{figures} chapters store figures, but the site shows only {seen} images"
+    assert seen >= figures, (
+        f"{figures} chapters store figures, but the site shows only {seen} images"
+    )
 
 
 @pytest.mark.parametrize("doc", DOCS)
@@ -139,9 +197,13 @@ def test_math_is_rendered_where_the_source_has_math(html, doc):
     mathjax = [s for s in scripts if "mathjax" in s.lower() or "tex-" in s]
     assert mathjax, f"{doc}.html does not load MathJax"
     for src in mathjax:
-        assert not urlsplit(src).scheme, f"{doc}.html loads MathJax from {src}; it should be served with the book (make book)"
+        assert not urlsplit(src).scheme, (
+            f"{doc}.html loads MathJax from {src}; make book serves it with the book"
+        )
         target, _ = resolve(html / f"{doc}.html", src)
-        assert target.is_file() and target.stat().st_size > 100_000, f"{src} is not a copy of MathJax (run make book)"
+        assert target.is_file() and target.stat().st_size > 100_000, (
+            f"{src} is not a copy of MathJax (run make book)"
+        )
 
 
 @pytest.mark.parametrize("doc", DOCS)
@@ -153,11 +215,42 @@ def test_exercises_and_solutions_are_rendered(html, doc):
         pytest.skip(f"{doc} has no exercises")
     page = soup(html / f"{doc}.html")
     rendered = page.select("div.exercise.admonition")
-    assert len(rendered) == exercises, f"{doc}: {exercises} {{exercise}} blocks in the source, {len(rendered)} on the page"
+    assert len(rendered) == exercises, (
+        f"{doc}: {exercises} {{exercise}} blocks in the source,"
+        f" {len(rendered)} on the page"
+    )
     for block in rendered:
-        assert block.select_one(".admonition-title") and block.get("id"), f"{doc}: an exercise has no title or label"
+        assert block.select_one(".admonition-title") and block.get("id"), (
+            f"{doc}: an exercise has no title or label"
+        )
     folded = page.select("div.solution.dropdown.admonition")
-    assert len(folded) == solutions, f"{doc}: {solutions} solutions in the source, {len(folded)} folded solutions on the page"
+    assert len(folded) == solutions, (
+        f"{doc}: {solutions} solutions in the source,"
+        f" {len(folded)} folded solutions on the page"
+    )
     for block in folded:
         link = block.select_one(".admonition-title a[href]")
         assert link is not None, f"{doc}: a solution does not link to its exercise"
+
+
+@pytest.mark.parametrize("doc", DOCS)
+def test_language_link_leads_to_the_same_page_in_the_other_edition(html, doc):
+    page = html / f"{doc}.html"
+    links = soup(page).select("p.language-switch a[href]")
+    assert len(links) == 1, f"{doc}.html has {len(links)} language links, not 1"
+    target, _ = resolve(page, links[0]["href"])
+    other = SITE / f"{doc}.html" if LANG == "zh" else SITE / "zh" / f"{doc}.html"
+    assert target == other.resolve(), (
+        f"{doc}.html's language link goes to {target}, not {other}"
+    )
+    assert target.is_file(), f"{doc}.html links to {target}, which was not built"
+    want = "en" if LANG == "zh" else "zh-CN"
+    assert links[0].get("hreflang") == want and soup(target).html.get("lang") == want
+
+
+def test_pages_declare_their_language(html):
+    want = "zh-CN" if LANG == "zh" else "en"
+    for doc in DOCS:
+        assert soup(html / f"{doc}.html").html.get("lang") == want, (
+            f"{doc}.html is not lang={want}"
+        )

@@ -1,0 +1,78 @@
+"""tools/i18n.py: the check names every untranslated or fuzzy message, per page."""
+
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from babel.messages.catalog import Catalog
+from babel.messages.pofile import write_po
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tools"))
+import i18n  # noqa: E402
+
+
+def write(path, messages):
+    catalog = Catalog(locale="zh_CN")
+    for msgid, msgstr, fuzzy in messages:
+        catalog.add(msgid, msgstr, flags=("fuzzy",) if fuzzy else ())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("wb") as f:
+        write_po(f, catalog)
+
+
+@pytest.fixture
+def catalogues(tmp_path, monkeypatch):
+    monkeypatch.setattr(i18n, "CATALOGUES", tmp_path / "po")
+    monkeypatch.setattr(i18n, "ROOT", tmp_path)
+    pot = tmp_path / "pot"
+    write(
+        pot / "chapters" / "ch.pot", [("Dropout", "", False), ("Two ways", "", False)]
+    )
+    return pot
+
+
+def test_translated_catalogue_passes(catalogues, tmp_path):
+    write(
+        tmp_path / "po" / "chapters" / "ch.po",
+        [("Dropout", "暂退法", False), ("Two ways", "两种方法", False)],
+    )
+    assert i18n.problems(catalogues) == []
+
+
+def test_untranslated_and_fuzzy_messages_are_named(catalogues, tmp_path):
+    write(
+        tmp_path / "po" / "chapters" / "ch.po",
+        [("Dropout", "", False), ("Two ways", "两种方法", True)],
+    )
+    found = i18n.problems(catalogues)
+    assert "chapters/ch: untranslated: 'Dropout'" in found
+    assert "chapters/ch: fuzzy (English changed): 'Two ways'" in found
+
+
+def test_changed_english_is_untranslated(catalogues, tmp_path):
+    # The .po still has the old wording: the new message has no translation.
+    write(
+        tmp_path / "po" / "chapters" / "ch.po",
+        [("Dropout!", "暂退法", False), ("Two ways", "两种方法", False)],
+    )
+    assert i18n.problems(catalogues) == ["chapters/ch: untranslated: 'Dropout'"]
+
+
+def test_missing_catalogue_is_named(catalogues):
+    assert any("no catalogue" in p for p in i18n.problems(catalogues))
+
+
+def test_config_is_the_english_one_in_chinese(tmp_path, monkeypatch):
+    monkeypatch.setattr(i18n, "ZH_CONFIG", tmp_path / "_config.zh.yml")
+    monkeypatch.setattr(i18n, "ROOT", ROOT)
+    i18n.config()
+    zh = yaml.safe_load((tmp_path / "_config.zh.yml").read_text())
+    en = yaml.safe_load((ROOT / "_config.yml").read_text())
+    assert zh["sphinx"]["config"]["language"] == "zh_CN"
+    assert zh["sphinx"]["config"]["locale_dirs"] == [str(ROOT / "locales")]
+    assert zh["repository"] == en["repository"], (
+        "the Chinese pages' buttons and Colab use the same repository"
+    )
+    assert all(Path(p).is_absolute() for p in zh["sphinx"]["local_extensions"].values())
