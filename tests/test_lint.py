@@ -82,3 +82,13 @@ def test_ruff_rejects_a_line_over_88_columns(tmp_path):
 def test_workflows_pass():
     result = run("zizmor", "--offline", "--no-progress", ".github/workflows")
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_library_files_stay_small():
+    # One idea per module (issue 16): a file over 400 lines is two ideas.
+    sizes = {
+        p.relative_to(ROOT): len(p.read_text().splitlines())
+        for p in (ROOT / "src").rglob("*.py")
+    }
+    large = {str(p): n for p, n in sizes.items() if n > 400}
+    assert not large, f"split these modules (over 400 lines): {large}"

@@ -19,9 +19,8 @@ Re-exported here (they need only torch and numpy):
 - chapter 8: :func:`locked_dropout` / :class:`LockedDropout`, :func:`embedding_dropout`
   and :class:`WeightDrop` (:mod:`dropkit.sequence`).
 
-The ops and modules of chapters 1, 2, 4 and 5 live together in :mod:`dropkit.drop`, as
-timm keeps its family in one ``drop.py``; each is written in the chapter that teaches
-it.
+Every dropout module subclasses :class:`dropkit.drop._DropoutBase`, which checks ``p``
+once and prints it; :func:`mc_predict` finds them all through it.
 
 Loaded on first use, because they need d2l or are tools rather than layers: the data
 modules, models and training helper (:mod:`dropkit.data`, :mod:`dropkit.models`,
@@ -34,26 +33,25 @@ chapter 5's ``TinyViT`` (:mod:`dropkit.vit_model`), the timing helpers
 import importlib
 
 from dropkit import scratch
+from dropkit.block import DropBlock2d, DropBlock3d, drop_block2d, drop_block3d
 from dropkit.drop import (
-    AlphaDropout,
-    DropBlock2d,
-    DropBlock3d,
     Dropout,
     DropPath,
-    FeatureAlphaDropout,
-    GaussianDropout,
     SpatialDropout,
-    alpha_dropout,
-    drop_block2d,
-    drop_block3d,
     drop_path,
     dropout,
-    feature_alpha_dropout,
-    gaussian_dropout,
     spatial_dropout,
 )
 from dropkit.inference import mc_predict
 from dropkit.lowmem import LowMemDropout, lowmem_dropout, philox4x32
+from dropkit.noise import (
+    AlphaDropout,
+    FeatureAlphaDropout,
+    GaussianDropout,
+    alpha_dropout,
+    feature_alpha_dropout,
+    gaussian_dropout,
+)
 from dropkit.sequence import (
     LockedDropout,
     WeightDrop,
