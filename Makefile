@@ -105,16 +105,21 @@ $(MATHJAX_DIR)/.installed: Makefile
 	cd .cache/npm/node_modules/mathjax && cp -R LICENSE es5/tex-mml-chtml.js es5/input es5/output es5/a11y es5/ui es5/adaptors es5/sre $(CURDIR)/$(MATHJAX_DIR)/
 	touch $@
 
-# Debian's Chromium for the browser tests: installed when missing if we are root with apt-get;
-# otherwise say how (the tests skip without it, except under CI=true, where they fail).
+# Debian's Chromium for the browser tests, and a CJK font (Noto) for the Chinese pages'
+# screenshots: installed when missing if we are root with apt-get; otherwise say how (the
+# tests skip without Chromium, except under CI=true, where they fail).
 browser:
-	@if command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ]; then :; \
+	@missing=""; \
+	command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || missing="chromium"; \
+	fc-list :lang=zh 2>/dev/null | grep -q . || missing="$$missing fonts-noto-cjk"; \
+	if [ -z "$$missing" ]; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-		echo "installing Debian's chromium for the browser tests"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; \
+		echo "installing for the browser tests (Debian):$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	else \
-		echo "Chromium is missing: the browser tests will skip (fail under CI=true). Install it with"; \
-		echo "  sudo apt-get install --no-install-recommends chromium   (Debian/Ubuntu), or put chromium on PATH"; \
+		echo "Missing for the browser tests: $$missing (the tests skip without Chromium, fail under"; \
+		echo "CI=true; without a CJK font the Chinese screenshots show boxes). Install them with"; \
+		echo "  sudo apt-get install --no-install-recommends $$missing   (Debian/Ubuntu)"; \
 	fi
 
 clean:
