@@ -7,7 +7,7 @@ import numbers
 import torch
 import torch.nn.functional as F
 
-from dropkit.drop import _check_input, _check_p, _DropoutBase
+from dropkit.drop import _check_input, _check_p, _DropoutBase, _zeros
 
 
 class _BlockMask(torch.autograd.Function):
@@ -58,7 +58,7 @@ def _drop_block(
     if not training or p == 0.0:
         return x
     if p == 1.0:  # drop everything; the gamma formula alone would keep some entries
-        return x.masked_fill(x.new_ones((), dtype=torch.bool), 0)
+        return _zeros(x)
     # gamma as torchvision computes it, to the last bit: p*H*W / (b^2 (H-b+1)(W-b+1))
     gamma, seeds = p, 1
     for f in sizes:

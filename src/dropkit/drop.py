@@ -103,12 +103,16 @@ class _MaskedScale(torch.autograd.Function):
         return grad * _noise(mask, grad.dtype, ctx.keep), None, None
 
 
+def _zeros(x):
+    """Zeros shaped like x, with zero gradient: p = 1 without 0/0 = NaN."""
+    return x.masked_fill(x.new_ones((), dtype=torch.bool), 0)
+
+
 def _drop(x, p, shape, scale, generator):
     """Multiply x by a mask of 0s and 1/(1-p)s of the given (broadcastable) shape."""
     keep = 1.0 - p
     if keep == 0.0:
-        # Everything dropped: zeros with zero gradient, never 0/0 = NaN.
-        return x.masked_fill(x.new_ones((), dtype=torch.bool), 0)
+        return _zeros(x)  # everything dropped
     mask = _bernoulli_mask(x, shape, keep, generator)
     return _MaskedScale.apply(x, mask, keep if scale else 1.0)
 

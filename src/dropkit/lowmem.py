@@ -6,7 +6,7 @@ import warnings
 
 import torch
 
-from dropkit.drop import _check_input, _check_p, _DropoutBase
+from dropkit.drop import _check_input, _check_p, _DropoutBase, _zeros
 
 _MASK32 = 0xFFFFFFFF
 _PHILOX_M = (0xD2511F53, 0xCD9E8D57)  # round multipliers
@@ -239,7 +239,7 @@ def lowmem_dropout(x, p=0.5, training=True, *, generator=None, compile=True):
     # Drawn even at p = 1, so that the stream does not depend on p.
     key = _draw_key(generator, x.device)
     if p == 1.0:
-        return x.masked_fill(x.new_ones((), dtype=torch.bool), 0)
+        return _zeros(x)
     threshold, scale = _constants(p, x.dtype, x.device)
     return _LowMemDropout.apply(x, key, threshold, scale, bool(compile))
 

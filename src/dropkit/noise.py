@@ -6,12 +6,7 @@ import math
 
 import torch
 
-from dropkit.drop import _check_input, _check_p, _DropoutBase
-
-
-def _zeros(x):
-    # p = 1: zeros with zero gradient, never 0 * inf = NaN.
-    return x.masked_fill(x.new_ones((), dtype=torch.bool), 0)
+from dropkit.drop import _check_input, _check_p, _DropoutBase, _zeros
 
 
 def gaussian_dropout(x, p=0.5, training=True, *, generator=None):
