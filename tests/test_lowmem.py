@@ -11,7 +11,13 @@ from torch.utils.checkpoint import checkpoint
 
 import dropkit.lowmem as lowmem_module
 from dropkit.drop import _DropoutBase
-from dropkit.lowmem import LowMemDropout, _words, lowmem_dropout, philox4x32
+from dropkit.lowmem import (
+    LowMemDropout,
+    _constants,
+    _halves,
+    lowmem_dropout,
+    philox4x32,
+)
 
 ALPHA = 1e-9
 DTYPES = [torch.float16, torch.bfloat16, torch.float32, torch.float64]
@@ -29,38 +35,51 @@ def seeded(seed, x, p, **kw):
     return lowmem(x, p, **kw)
 
 
-def words(key, n):
-    """The 32-bit words that decide elements 0 ... n-1 under a key (two ints)."""
+def decisions(key, n):
+    """The 16-bit numbers that decide elements 0 ... n-1 of an n-element tensor under a
+    key (two ints): lane l = i // q, position j = i % q, q = ceil(n / 8)."""
     k = tuple(torch.tensor(v, dtype=torch.int64) for v in key)
-    return torch.stack(_words(torch.arange((n + 3) // 4), k), -1).view(-1)[:n]
+    return torch.stack(_halves(torch.arange((n + 7) // 8), k)).view(-1)[:n]
+
+
+def threshold(p):
+    return int(_constants(p, torch.float32, torch.device("cpu"))[0])
 
 
 class TestPhilox:
-    # Random123 1.14, examples/kat_vectors: "philox4x32 10" counter, key -> output.
+    # Random123 1.14, examples/kat_vectors: "philox4x32 R" counter, key -> output.
+    ZERO, ONES = ((0,) * 4, (0,) * 2), ((0xFFFFFFFF,) * 4, (0xFFFFFFFF,) * 2)
+    PI = ((0x243F6A88, 0x85A308D3, 0x13198A2E, 0x03707344), (0xA4093822, 0x299F31D0))
     KAT = [
-        ((0, 0, 0, 0), (0, 0), (0x6627E8D5, 0xE169C58D, 0xBC57AC4C, 0x9B00DBD8)),
-        (
-            (0xFFFFFFFF,) * 4,
-            (0xFFFFFFFF,) * 2,
-            (0x408F276D, 0x41C83B0E, 0xA20BC7C6, 0x6D5451FD),
-        ),
-        (
-            (0x243F6A88, 0x85A308D3, 0x13198A2E, 0x03707344),
-            (0xA4093822, 0x299F31D0),
-            (0xD16CFE09, 0x94FDCCEB, 0x5001E420, 0x24126EA1),
-        ),
+        (10, *ZERO, (0x6627E8D5, 0xE169C58D, 0xBC57AC4C, 0x9B00DBD8)),
+        (10, *ONES, (0x408F276D, 0x41C83B0E, 0xA20BC7C6, 0x6D5451FD)),
+        (10, *PI, (0xD16CFE09, 0x94FDCCEB, 0x5001E420, 0x24126EA1)),
+        (7, *ZERO, (0x5F6FB709, 0x0D893F64, 0x4F121F81, 0x4F730A48)),
+        (7, *ONES, (0x5207DDC2, 0x45165E59, 0x4D8EE751, 0x8C52F662)),
+        (7, *PI, (0x4DFCCABA, 0x190A87F0, 0xC47362BA, 0xB6B5242A)),
     ]
 
-    @pytest.mark.parametrize("counter,key,expected", KAT)
-    def test_known_answers(self, counter, key, expected):
+    @pytest.mark.parametrize("rounds,counter,key,expected", KAT)
+    def test_known_answers(self, rounds, counter, key, expected):
         t = lambda v: tuple(torch.tensor(x, dtype=torch.int64) for x in v)  # noqa: E731
-        assert tuple(int(w) for w in philox4x32(t(counter), t(key))) == expected
-
-    def test_known_answers_compiled(self):
-        counter, key, expected = self.KAT[2]
-        t = lambda v: tuple(torch.tensor([x], dtype=torch.int64) for x in v)  # noqa: E731
-        out = torch.compile(philox4x32)(t(counter), t(key))
+        out = philox4x32(t(counter), t(key), rounds)
         assert tuple(int(w) for w in out) == expected
+
+    @pytest.mark.parametrize("case", [2, 5])
+    def test_known_answers_compiled(self, case):
+        rounds, counter, key, expected = self.KAT[case]
+        t = lambda v: tuple(torch.tensor([x], dtype=torch.int64) for x in v)  # noqa: E731
+        out = torch.compile(philox4x32)(t(counter), t(key), rounds)
+        assert tuple(int(w) for w in out) == expected
+
+    def test_halves_are_the_words_low_then_high(self):
+        counter, key = torch.arange(5), (torch.tensor(7), torch.tensor(9))
+        zero = torch.zeros((), dtype=torch.int64)
+        words = philox4x32((counter, zero, zero, zero), key, 7)
+        u = _halves(counter, key)
+        for k, w in enumerate(words):
+            assert torch.equal(u[2 * k], w & 0xFFFF)
+            assert torch.equal(u[2 * k + 1], w >> 16)
 
     def test_key_and_counter_are_not_symmetric(self):
         # The old hash h(h(i) ^ h(seed)) gave mask(seed=a)[b] == mask(seed=b)[a].
@@ -114,20 +133,39 @@ class TestSemantics:
         assert torch.equal(y != 0, seeded(0, torch.ones(1000), 0.5) != 0)
 
     @pytest.mark.parametrize("compile", [False, True])
-    def test_decision_is_word_of_logical_index(self, compile):
-        x = torch.ones(3, 10)  # 10 does not divide by 4: the per-element path
+    @pytest.mark.parametrize(
+        "make",
+        [
+            lambda: torch.ones(3, 8),  # eight lanes of 3
+            lambda: torch.ones(3, 10),  # q = 4, a short last lane (padded)
+            lambda: torch.ones(5),  # q = 1, three empty lanes
+            lambda: torch.ones(16, 3, 2, 2).to(memory_format=torch.channels_last),
+            lambda: torch.ones(6, 3, 2, 2).to(memory_format=torch.channels_last),
+            lambda: torch.ones(10, 3).t(),  # transposed: the per-element path
+        ],
+        ids=["lanes", "padded", "tiny", "slabs", "per-element", "transposed"],
+    )
+    def test_decision_is_lane_number_of_logical_index(self, make, compile):
+        x = make()
         torch.manual_seed(5)
         key = torch.randint(0, 1 << 32, (2,), dtype=torch.int64)
-        expected = (words(key.tolist(), 30) >= round(0.3 * 2**32)).view(3, 10)
-        assert torch.equal(seeded(5, x, 0.3, compile=compile) != 0, expected)
-        y = torch.ones(3, 8)  # the four-lanes path gives the same decisions
-        expected = (words(key.tolist(), 24) >= round(0.3 * 2**32)).view(3, 8)
-        assert torch.equal(seeded(5, y, 0.3, compile=compile) != 0, expected)
+        expected = decisions(key.tolist(), x.numel()) >= threshold(0.3)
+        y = seeded(5, x, 0.3, compile=compile)
+        assert y.stride() == x.stride()
+        assert torch.equal(y != 0, expected.view(x.shape))
+
+    def test_threshold_is_p_in_16_bits_never_0_or_1(self):
+        assert threshold(0.3) == round(0.3 * 2**16)
+        assert threshold(1e-9) == 1 and threshold(1 - 1e-9) == 2**16 - 1
+        n = 1 << 20
+        kept = int((seeded(0, torch.ones(n), 1e-9) != 0).sum())
+        assert kept < n and binomtest(kept, n, 1 - 2**-16).pvalue > ALPHA
 
     @pytest.mark.parametrize("compile", [False, True])
-    def test_channels_last_kept_and_same_mask(self, compile):
+    @pytest.mark.parametrize("batch", [2, 8])  # per-element path, slabs
+    def test_channels_last_kept_and_same_mask(self, compile, batch):
         x = (
-            torch.randn(2, 3, 4, 8)
+            torch.randn(batch, 3, 4, 8)
             .to(memory_format=torch.channels_last)
             .requires_grad_()
         )
@@ -204,7 +242,8 @@ class TestRandomness:
     @pytest.mark.parametrize("p", [0.1, 0.5, 0.9])
     def test_keep_rate(self, p):
         kept = int(self.mask(1, p).sum())
-        assert binomtest(kept, self.N, 1 - p).pvalue > ALPHA, (
+        keep = 1 - threshold(p) / 2**16
+        assert binomtest(kept, self.N, keep).pvalue > ALPHA, (
             f"kept {kept} of {self.N} at p={p}"
         )
 
@@ -219,8 +258,8 @@ class TestRandomness:
         assert pvalue > ALPHA, f"seeds 100 and 101 correlate: r = {r:.4f}"
 
     def test_no_correlation_between_consecutive_keys(self):
-        a = (words((5, 9), self.N) >= 2**31).double().numpy()
-        b = (words((6, 9), self.N) >= 2**31).double().numpy()
+        a = (decisions((5, 9), self.N) >= 2**15).double().numpy()
+        b = (decisions((6, 9), self.N) >= 2**15).double().numpy()
         r, pvalue = pearsonr(a, b)
         assert pvalue > ALPHA, f"keys 5 and 6 correlate: r = {r:.4f}"
 
@@ -234,14 +273,14 @@ class TestRandomness:
                 r, pvalue = pearsonr(masks[i], masks[j])
                 assert pvalue > ALPHA, f"masks {i} and {j} correlate: r = {r:.4f}"
 
-    def test_raw_words_uniform(self):
-        w = words((12345, 678), self.N)
-        assert chisquare(torch.bincount(w >> 24, minlength=256).numpy()).pvalue > ALPHA
-        assert chisquare(torch.bincount(w & 255, minlength=256).numpy()).pvalue > ALPHA
-        lanes = w.view(-1, 4)  # each of the four words of a Philox output, on its own
-        for k in range(4):
-            counts = torch.bincount(lanes[:, k] >> 28, minlength=16).numpy()
-            assert chisquare(counts).pvalue > ALPHA, f"word {k} is not uniform"
+    def test_raw_numbers_uniform(self):
+        u = decisions((12345, 678), self.N)
+        assert chisquare(torch.bincount(u >> 8, minlength=256).numpy()).pvalue > ALPHA
+        assert chisquare(torch.bincount(u & 255, minlength=256).numpy()).pvalue > ALPHA
+        lanes = u.view(8, -1)  # each of the eight numbers of a Philox output, alone
+        for k in range(8):
+            counts = torch.bincount(lanes[k] >> 12, minlength=16).numpy()
+            assert chisquare(counts).pvalue > ALPHA, f"number {k} is not uniform"
 
 
 class TestStreams:

@@ -71,8 +71,10 @@ def ratio(times, name, base="clone"):
 
 
 def _compiled(fn, example):
-    """torch.compile(fn) if it compiles for ``example``, else fn, with a warning."""
-    compiled = torch.compile(fn)
+    """torch.compile(fn) if it compiles for ``example``, else fn, with a warning.
+    Static shapes: each size gets its own kernel, as in a model of fixed shapes (a
+    kernel for symbolic sizes gets its threading from the size it was compiled at)."""
+    compiled = torch.compile(fn, dynamic=False)
     try:
         compiled(example)
     except Exception as err:  # no C++ compiler, an inductor bug for this CPU, ...

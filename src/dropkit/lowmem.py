@@ -5,6 +5,7 @@
 import warnings
 
 import torch
+from torch.nn import functional as F
 
 from dropkit.drop import _check_input, _check_p, _DropoutBase, _zeros
 
@@ -14,7 +15,8 @@ _PHILOX_W = (0x9E3779B9, 0xBB67AE85)  # Weyl key increments: golden ratio, sqrt(
 
 
 def philox4x32(counter, key, rounds=10):
-    """Philox-4x32 (Salmon et al., SC 2011) on int64 tensors holding 32-bit words.
+    """Philox-4x32-``rounds`` (Salmon et al., SC 2011) on int64 tensors holding 32-bit
+    words.
 
     ``counter`` is four tensors (c0, c1, c2, c3) and ``key`` two (k0, k1), each with
     values in [0, 2**32) and broadcastable together; returns the four output words. Each
@@ -22,8 +24,9 @@ def philox4x32(counter, key, rounds=10):
     64-bit products and mixes them with the other words and the key, which then advances
     by a Weyl constant. Key and counter enter differently, so swapping them changes the
     output. int64 rather than int32 because a 32x32-bit product needs 64 bits; the
-    products' wrap-around in int64 leaves the bits we keep intact. Ten rounds is
-    Random123's default, the one cuRAND and PyTorch's CUDA generator use.
+    products' wrap-around in int64 leaves the bits we keep intact. Ten rounds, the
+    default, is Random123's default and the one cuRAND and PyTorch's CUDA generator use;
+    seven is the fewest with which Salmon et al. found Philox-4x32 to pass BigCrush.
     """
     c0, c1, c2, c3 = counter
     k0, k1 = key
@@ -40,12 +43,22 @@ def philox4x32(counter, key, rounds=10):
     return c0, c1, c2, c3
 
 
-def _words(group, key):
-    """Philox-4x32-10 of counter (g mod 2**32, g >> 32, 0, 0) under ``key``, for a
-    tensor of group numbers g: four 32-bit words, one for each of the four elements of
-    the group."""
-    zero = torch.zeros((), dtype=torch.int64, device=group.device)
-    return philox4x32((group & _MASK32, group >> 32, zero, zero), (key[0], key[1]))
+_ROUNDS = 7  # Philox-4x32-7: the fewest rounds that pass BigCrush
+_LANES = 8  # elements that share one Philox call, 16 bits each
+
+
+def _words(counter, key):
+    """Philox-4x32-7 of counter (j mod 2**32, j >> 32, 0, 0) under ``key``, for a
+    tensor of counter values j: four 32-bit words."""
+    zero = torch.zeros((), dtype=torch.int64, device=counter.device)
+    c = (counter & _MASK32, counter >> 32, zero, zero)
+    return philox4x32(c, (key[0], key[1]), _ROUNDS)
+
+
+def _halves(counter, key):
+    """The eight 16-bit numbers u_0 ... u_7 of ``_words(counter, key)``: each word's low
+    half, then its high half. u_l decides lane l's element at this counter."""
+    return [h for w in _words(counter, key) for h in (w & 0xFFFF, w >> 16)]
 
 
 def _index(sizes, steps, device):
@@ -63,33 +76,46 @@ def _index(sizes, steps, device):
 
 def _apply_mask(t, key, threshold, scale, shape, perm):
     """Dropout of ``t``, a contiguous tensor holding the dims ``perm`` of a tensor of
-    logical shape ``shape``. Element i (row-major in ``shape``) is kept iff word i mod 4
-    of group i // 4 is at least ``threshold``. When the last logical dim divides by 4,
-    each Philox call serves four neighbours; otherwise each element computes its group's
-    words and picks its own (the same mask, four times the arithmetic). Under
-    torch.compile this all fuses into one read and one write per element."""
+    logical shape ``shape``. With n elements and q = ceil(n / 8), element i (row-major
+    in ``shape``) is kept iff u_(i // q) of counter i mod q is at least ``threshold``.
+
+    When the eight lanes of q elements are eighths of memory (the logical order is the
+    memory order, or the first logical dim is also the outermost in memory and divides
+    by 8), one Philox call serves eight elements, each lane read and written
+    contiguously; otherwise each element computes its counter's eight numbers and picks
+    its own (the same mask, eight times the arithmetic). Under torch.compile this all
+    fuses into one read and one write per element.
+    """
+    n = t.numel()
+    q = -(-n // _LANES)
     strides = [1] * len(shape)
     for d in range(len(shape) - 2, -1, -1):
         strides[d] = strides[d + 1] * shape[d + 1]
     steps = [strides[d] for d in perm]
     zero = torch.zeros((), dtype=t.dtype, device=t.device)
-    if len(shape) and shape[-1] % 4 == 0:
-        a = perm.index(len(shape) - 1)  # where the last logical dim sits in t
-        t4 = t.view(t.shape[:a] + (t.shape[a] // 4, 4) + t.shape[a + 1 :])
-        sizes = list(t.shape)
-        sizes[a], steps[a] = sizes[a] // 4, 4
-        words = _words(_index(sizes, steps, t.device) >> 2, key)
-        lanes = [
-            torch.where(w >= threshold, t4.select(a + 1, k) * scale, zero)
-            for k, w in enumerate(words)
-        ]
-        return torch.stack(lanes, a + 1).view(t.shape)
-    index = _index(t.shape, steps, t.device)
-    w0, w1, w2, w3 = _words(index >> 2, key)
-    lane = index & 3
-    low, high = torch.where(lane == 0, w0, w1), torch.where(lane == 2, w2, w3)
-    word = torch.where(lane < 2, low, high)
-    return torch.where(word >= threshold, t * scale, zero)
+
+    def keep(u, v):
+        return torch.where(u >= threshold, v * scale, zero)
+
+    if perm == tuple(range(len(perm))):  # lane l is elements l*q ... l*q + q - 1
+        flat = t.reshape(-1)
+        if n < _LANES * q:  # a short last lane: padded (compiled, a masked load)
+            flat = F.pad(flat, (0, _LANES * q - n))
+        counter = torch.arange(q, device=t.device)
+        lanes = flat.view(_LANES, q)
+    elif perm[0] == 0 and shape[0] % _LANES == 0:  # lanes are slabs of dim 0
+        lanes = t.view((_LANES, shape[0] // _LANES) + tuple(t.shape[1:]))
+        counter = _index(lanes.shape[1:], steps, t.device)
+    else:
+        index = _index(t.shape, steps, t.device)
+        lane = index // max(q, 1)
+        u = _halves(index - lane * q, key)
+        chosen = u[-1]
+        for k in range(_LANES - 2, -1, -1):
+            chosen = torch.where(lane == k, u[k], chosen)
+        return keep(chosen, t)
+    out = [keep(u, lanes[k]) for k, u in enumerate(_halves(counter, key))]
+    return torch.stack(out).view(-1)[:n].view(t.shape)
 
 
 # (device type, dtype) -> the compiled kernel, or None once compiling failed there
@@ -104,7 +130,13 @@ def _kernel(t, *args):
     where = (t.device.type, t.dtype)
     compiled = _kernels.get(where, ...)
     if compiled is ...:
-        compiled = _kernels[where] = torch.compile(_apply_mask, dynamic=None)
+        # From its second input shape on, torch.compile makes sizes symbolic, and
+        # inductor decides from that call's size whether the C++ loop runs on several
+        # threads: a small tensor there would leave every later call on one thread.
+        # dynamic_threads leaves that choice to OpenMP, at run time.
+        compiled = _kernels[where] = torch.compile(
+            _apply_mask, dynamic=None, options={"cpp.dynamic_threads": True}
+        )
     if compiled is not None:
         try:
             return compiled(t, *args)
@@ -175,13 +207,14 @@ _cache = {}
 
 
 def _constants(p, dtype, device):
-    """The threshold round(p * 2**32) and the scale 1 / (1 - p) as tensors on
-    ``device``, made once per (p, dtype, device): tensors, so that a new p does not
-    recompile the kernel, and cached, so that a GPU call does not copy them from the
-    host every time."""
+    """The threshold T = round(p * 2**16), held within [1, 2**16 - 1], and the scale
+    1 / (1 - p) as tensors on ``device``, made once per (p, dtype, device): tensors, so
+    that a new p does not recompile the kernel, and cached, so that a GPU call does not
+    copy them from the host every time."""
     where = (p, dtype, device)
     if torch.compiler.is_compiling() or where not in _cache:
-        threshold = torch.tensor(round(p * 2**32), dtype=torch.int64, device=device)
+        threshold = min(max(round(p * 2**16), 1), 2**16 - 1)
+        threshold = torch.tensor(threshold, dtype=torch.int64, device=device)
         scale = torch.tensor(1.0 / (1.0 - p), dtype=dtype, device=device)
         if torch.compiler.is_compiling():
             return threshold, scale
@@ -194,10 +227,13 @@ def lowmem_dropout(x, p=0.5, training=True, *, generator=None, compile=True):
     backward.
 
     Each call draws a 64-bit key from torch's random stream (two 32-bit words, from the
-    default CPU generator or ``generator``). Element ``i`` of ``x``, counted in
-    row-major order of its logical shape, is kept iff the first output word of
-    Philox-4x32-10 with counter ``(i mod 2**32, i >> 32, 0, 0)`` under that key is at
-    least ``round(p * 2**32)``, an event of probability ``1 - p`` (to within 2**-33).
+    default CPU generator or ``generator``). One Philox-4x32-7 call gives eight 16-bit
+    numbers u_0 ... u_7 (each output word's low half, then its high half) and serves
+    eight elements: with ``n`` elements counted in row-major order of ``x``'s logical
+    shape and ``q = ceil(n / 8)``, element ``i`` is kept iff u_(i // q) of counter
+    ``(i mod q, 0, 0, 0)`` under that key is at least ``T = round(p * 2**16)``, held
+    within [1, 2**16 - 1]: an event of probability ``1 - T / 2**16``, within 2**-16 of
+    ``1 - p``. Kept elements are scaled by ``1 / (1 - p)``.
     The backward pass recomputes the mask from the key, so the saved state is 16 bytes
     per call instead of one byte (:func:`~dropkit.dropout`) or
     four (torch's CPU dropout) per element. Semantics otherwise as
@@ -217,13 +253,12 @@ def lowmem_dropout(x, p=0.5, training=True, *, generator=None, compile=True):
         x: floating-point tensor, any shape, layout and device.
         p: drop probability in [0, 1]. Default: 0.5.
         training: apply dropout (default True) or return ``x``.
-        generator: a ``torch.Generator`` to draw the key from (default: torch's global
-        CPU
-            generator), keyword only.
+        generator: a ``torch.Generator`` to draw the key from (default: torch's
+            global CPU generator), keyword only.
         compile: fuse index, Philox, compare and multiply with ``torch.compile``
-        (default
-            True). Where compilation fails for a device and dtype, a ``RuntimeWarning``
-            says why, once, and the same computation runs eagerly with the same values.
+            (default True). Where compilation fails for a device and dtype, a
+            ``RuntimeWarning`` says why, once, and the same computation runs eagerly
+            with the same values.
 
     Example:
         >>> torch.manual_seed(0)
