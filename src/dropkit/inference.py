@@ -25,7 +25,9 @@ def mc_predict(model, x, k, *, softmax=True):
     ``nn.Dropout1d/2d/3d``, ``nn.AlphaDropout``, ``nn.FeatureAlphaDropout``). Everything
     else is in evaluation mode, so BatchNorm uses its running statistics and does not
     update them. Each module's mode is restored afterwards, also when a pass raises.
-    Runs under ``torch.no_grad()``.
+    Runs under ``torch.no_grad()``. Dropout applied functionally, as
+    ``F.dropout(x, p, training=self.training)`` inside some other module's forward,
+    follows that module's mode and so stays off: give such a model dropout modules.
 
     With ``softmax=True`` the result estimates the *arithmetic* mean of the thinned
     networks' probabilities; the deterministic pass (weight scaling) gives their
