@@ -247,7 +247,9 @@ class TestRandomness:
             f"kept {kept} of {self.N} at p={p}"
         )
 
-    @pytest.mark.parametrize("lag", [1, 2, 3, 4, 5, 64, 1024])
+    # N // 8 and N // 4 apart: two lanes decided by one Philox call (the two halves of a
+    # word, and two words)
+    @pytest.mark.parametrize("lag", [1, 2, 3, 4, 5, 64, 1024, N // 8, N // 4])
     def test_no_correlation_between_neighbours_and_lags(self, lag):
         m = self.mask(2)
         r, pvalue = pearsonr(m[:-lag], m[lag:])
