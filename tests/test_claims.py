@@ -75,6 +75,42 @@ class TestClaims:
         with pytest.raises(claims.ClaimFailed):
             claims.claim_within_noise(A, B, "A and B within noise")
 
+    def test_faster_is_a_sign_test(self, capsys):
+        slow = [17.0, 16.5, 95.0, 17.2, 16.9, 17.1, 16.8, 17.3, 17.0]  # one slow round
+        fast = [2.2, 2.1, 2.3, 2.2, 2.2, 2.2, 2.1, 2.2, 2.3]
+        assert claims.claim_faster(slow, fast, "reuse is faster") == 9
+        assert capsys.readouterr().out == (
+            "claim holds: reuse is faster (sign test, 9 interleaved rounds, p < 0.01)\n"
+        )
+        # Welch's test on the same raw times does not reach p < 0.01.
+        assert claims.welch(slow, fast).pvalue > 0.01
+
+    def test_faster_p_value_is_the_binomial_tail(self):
+        # 8 of 9 rounds: P(Bin(9, 1/2) >= 8) = 10/512 = 0.0195 > 0.01; 10 of 11: 0.0059.
+        slow, fast = [2.0] * 9, [1.0] * 8 + [3.0]
+        with pytest.raises(
+            claims.ClaimFailed, match="faster in 8 of 9 rounds .p = 0.02"
+        ):
+            claims.claim_faster(slow, fast, "x")
+        assert claims.claim_faster(slow, fast, "x", alpha=0.05) == 8
+        assert claims.claim_faster([2.0] * 11, [1.0] * 10 + [3.0], "x") == 10
+
+    def test_faster_ties_count_against(self):
+        with pytest.raises(claims.ClaimFailed, match="faster in 0 of 8"):
+            claims.claim_faster([1.0] * 8, [1.0] * 8, "x")
+
+    def test_faster_bad_input(self):
+        with pytest.raises(ValueError, match="same rounds, but got 8 and 7"):
+            claims.claim_faster([2.0] * 8, [1.0] * 7, "x")
+        with pytest.raises(
+            ValueError, match="6 rounds cannot reach p < 0.01.*at least 7"
+        ):
+            claims.claim_faster([2.0] * 6, [1.0] * 6, "x")
+        with pytest.raises(ValueError, match="alpha"):
+            claims.claim_faster([2.0] * 8, [1.0] * 8, "x", alpha=1)
+        with pytest.raises(ValueError, match="finite"):
+            claims.claim_faster([2.0] * 7 + [float("nan")], [1.0] * 8, "x")
+
     @pytest.mark.parametrize("alpha", [0, 1, -0.1, 1.5])
     def test_bad_alpha(self, alpha):
         with pytest.raises(ValueError, match="alpha"):
