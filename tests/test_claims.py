@@ -47,6 +47,20 @@ class TestClaims:
         claims.claim("p=0.3 beats p=0", True, "0.83 vs 0.79")
         assert capsys.readouterr().out == "claim holds: p=0.3 beats p=0\n"
 
+    def test_long_verdicts_wrap_at_the_page_width(self, capsys):
+        statement = "lowmem_dropout beats each of the other three at every size " * 3
+        claims.claim(statement.strip(), True)
+        lines = capsys.readouterr().out.splitlines()
+        assert len(lines) == 3 and all(len(line) <= claims.WIDTH for line in lines)
+        assert lines[0].startswith("claim holds: lowmem_dropout beats")
+        assert all(line.startswith("  ") for line in lines[1:])
+        assert " ".join(line.strip() for line in lines) == "claim holds: " + " ".join(
+            statement.split()
+        )
+        # never inside a comparison: "p" and "< 0.01" would both fit on the first line
+        claims.claim("x" * 61 + " (sign test, p < 0.01)", True)
+        assert capsys.readouterr().out.splitlines()[1] == "  p < 0.01)"
+
     def test_fails_with_the_measurement(self):
         with pytest.raises(claims.ClaimFailed, match="claim fails: x; measured 0.5"):
             claims.claim("x", False, "0.5")
@@ -94,6 +108,18 @@ class TestClaims:
             claims.claim_faster(slow, fast, "x")
         assert claims.claim_faster(slow, fast, "x", alpha=0.05) == 8
         assert claims.claim_faster([2.0] * 11, [1.0] * 10 + [3.0], "x") == 10
+
+    def test_sign_test_alone(self):
+        test = claims.sign_test([2.0] * 11, [1.0] * 10 + [3.0])
+        assert (test.k, test.n) == (10, 11)
+        assert test.pvalue == pytest.approx(12 / 2048)
+        assert str(test) == "faster in 10 of 11 rounds (p = 0.0059)"
+        assert claims.sign_test([1.0, 2.0], [1.0, 3.0]).k == 0  # tie, then slower
+        assert claims.sign_test([1.0, 2.0], [1.0, 3.0]).pvalue == 1.0
+        with pytest.raises(ValueError, match="same rounds, but got 3 and 2"):
+            claims.sign_test([2.0] * 3, [1.0] * 2)
+        with pytest.raises(ValueError, match="fast must be finite"):
+            claims.sign_test([2.0] * 3, [1.0, float("inf"), 1.0])
 
     def test_faster_ties_count_against(self):
         with pytest.raises(claims.ClaimFailed, match="faster in 0 of 8"):

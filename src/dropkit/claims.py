@@ -32,11 +32,14 @@ Four kinds of claim cover the book:
 from __future__ import annotations
 
 import math
+import re
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 __all__ = [
     "ClaimFailed",
+    "SignTest",
     "Welch",
     "claim",
     "claim_close",
@@ -45,6 +48,7 @@ __all__ = [
     "claim_within_noise",
     "glue",
     "mean_sd",
+    "sign_test",
     "welch",
 ]
 
@@ -77,6 +81,9 @@ def mean_sd(values: Sequence[float]) -> tuple[float, float]:
     xs = _values("values", values)
     mean = sum(xs) / len(xs)
     return mean, math.sqrt(sum((x - mean) ** 2 for x in xs) / (len(xs) - 1))
+
+
+WIDTH = 88  # the book's page width for code and outputs
 
 
 @dataclass(frozen=True)
@@ -122,12 +129,63 @@ def welch(a: Sequence[float], b: Sequence[float]) -> Welch:
     return Welch(diff, se, t, df, float(2 * stats.t.sf(abs(t), df)), len(xa), len(xb))
 
 
+@dataclass(frozen=True)
+class SignTest:
+    """One-sided sign test that ``fast`` takes less time than ``slow``: it did in ``k``
+    of ``n`` paired rounds, and ``pvalue`` is the probability of at least ``k`` under
+    the null hypothesis (each round a coin toss)."""
+
+    k: int
+    n: int
+    pvalue: float
+
+    def __str__(self) -> str:
+        return f"faster in {self.k} of {self.n} rounds (p = {self.pvalue:.2g})"
+
+
+def sign_test(slow: Sequence[float], fast: Sequence[float]) -> SignTest:
+    """Sign test of paired rounds: ``slow[i]`` and ``fast[i]`` timed in the same round
+    (as :func:`dropkit.bench.interleaved_ms` times them). A round counts for ``fast``
+    only if it took strictly less time (ties count against);
+    ``pvalue = P(Binomial(n, 1/2) >= k)``.
+
+    :func:`claim_faster` is the claim built on it; this returns the test itself, for a
+    claim that combines several (a claim that *every* comparison holds holds at level
+    alpha if each test has p < alpha: an intersection-union test needs no correction).
+    """
+    from scipy import stats
+
+    xs, xf = _values("slow", slow), _values("fast", fast)
+    if len(xs) != len(xf):
+        raise ValueError(
+            "slow and fast must be timed in the same rounds, but got "
+            f"{len(xs)} and {len(xf)} values"
+        )
+    k = sum(f < s for s, f in zip(xs, xf))
+    return SignTest(k, len(xs), float(stats.binom.sf(k - 1, len(xs), 0.5)))
+
+
+def _wrap(line: str) -> str:
+    """``line`` wrapped at spaces to the page width, continuation lines indented by two,
+    never inside a comparison such as ``p < 0.01``."""
+    glued = re.sub(r" (<=|>=|<|>|=) ", "\0\\1\0", line)
+    wrapped = textwrap.fill(
+        glued,
+        WIDTH,
+        subsequent_indent="  ",
+        break_long_words=False,
+        break_on_hyphens=False,
+    )
+    return wrapped.replace("\0", " ")
+
+
 def claim(statement: str, holds: bool, measured: str = "") -> None:
     """Print ``claim holds: statement`` if ``holds``, else raise :class:`ClaimFailed`
     with ``measured``.
 
     ``statement`` must not contain run-dependent numbers: it is the line the tests
-    compare.
+    compare. A verdict longer than the book's 88 columns is wrapped at spaces (not
+    inside a comparison such as ``p < 0.01``), its continuation lines indented by two.
     """
     if not isinstance(statement, str) or not statement.strip():
         raise ValueError(f"a claim needs a statement, but got {statement!r}")
@@ -135,7 +193,7 @@ def claim(statement: str, holds: bool, measured: str = "") -> None:
         raise ClaimFailed(
             f"claim fails: {statement}" + (f"; measured {measured}" if measured else "")
         )
-    print(f"claim holds: {statement}")
+    print(_wrap(f"claim holds: {statement}"))
 
 
 def claim_greater(
@@ -174,30 +232,20 @@ def claim_faster(
     as one round. Needs at least ``log2(1 / alpha)`` rounds (7 at ``alpha = 0.01``).
     Returns the number of rounds in which ``fast`` was faster.
     """
-    from scipy import stats
-
     if not 0 < alpha < 1:
         raise ValueError(f"alpha has to be between 0 and 1, but got {alpha}")
-    xs, xf = _values("slow", slow), _values("fast", fast)
-    if len(xs) != len(xf):
+    test = sign_test(slow, fast)
+    if 0.5**test.n >= alpha:
         raise ValueError(
-            "slow and fast must be timed in the same rounds, but got "
-            f"{len(xs)} and {len(xf)} values"
-        )
-    n = len(xs)
-    if 0.5**n >= alpha:
-        raise ValueError(
-            f"{n} rounds cannot reach p < {alpha:g} even if every round agrees; "
+            f"{test.n} rounds cannot reach p < {alpha:g} even if every round agrees; "
             f"time at least {math.floor(math.log2(1 / alpha)) + 1} rounds"
         )
-    k = sum(f < s for s, f in zip(xs, xf))
-    pvalue = float(stats.binom.sf(k - 1, n, 0.5))
     claim(
-        f"{statement} (sign test, {n} interleaved rounds, p < {alpha:g})",
-        pvalue < alpha,
-        f"faster in {k} of {n} rounds (p = {pvalue:.2g})",
+        f"{statement} (sign test, {test.n} interleaved rounds, p < {alpha:g})",
+        test.pvalue < alpha,
+        str(test),
     )
-    return k
+    return test.k
 
 
 def claim_within_noise(
