@@ -116,12 +116,17 @@ def dropout_timings(n, p=0.5, repeat=7, device="cpu", dtype=torch.float32):
 
 
 def dropout_table(sizes, p=0.5, repeat=7, device="cpu"):
-    """One row per size: clone's median ms and each dropout's time as a multiple of
-    clone's (median of the per-round ratios, with their interquartile range)."""
+    """One row per size: clone's median ms, each dropout's time as a multiple of
+    clone's (median of the per-round ratios, with their interquartile range), and under
+    "times" the per-round times themselves, for claims made round by round."""
     rows = []
     for n in sizes:
         times = dropout_timings(n, p, repeat, device)
-        row = {"elements": n, "clone ms": statistics.median(times["clone"])}
+        row = {
+            "elements": n,
+            "clone ms": statistics.median(times["clone"]),
+            "times": times,
+        }
         for name in times:
             if name != "clone":
                 row[name] = ratio(times, name)
@@ -143,8 +148,9 @@ def print_dropout_table(rows, names=("F.dropout", "dropkit.dropout", "lowmem_dro
 def drop_path_timings(make_block, x, p, repeat=7, device="cpu"):
     """Forward+backward times (ms) of a residual block at DropPath rate ``p``, masking
     the dropped samples' branch output vs skipping their work, interleaved, and the
-    speed-up (median of per-round ratios). ``make_block(p, skip_dropped)`` builds the
-    block; both variants are built under the same seed, so with the same weights."""
+    speed-up (median of per-round ratios), with the per-round times under "times".
+    ``make_block(p, skip_dropped)`` builds the block; both variants are built under the
+    same seed, so with the same weights."""
     grad = torch.ones_like(x)
     xg = x.clone().requires_grad_()
     blocks = {}
@@ -161,4 +167,5 @@ def drop_path_timings(make_block, x, p, repeat=7, device="cpu"):
         "speed-up": speed_up,
         "spread": spread,
         "ideal": 1 / (1 - p),
+        "times": times,
     }
