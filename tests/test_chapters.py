@@ -117,6 +117,25 @@ class TestChapter:
         problems = cells_tool.kinds(chapter).problems
         assert not problems, "\n".join(problems)
 
+    def test_timing_chapters_run_alone(self, chapter):
+        # A chapter that times code makes claims about the timings; `make chapters`
+        # runs the others two at a time, so such a chapter must be the Makefile's
+        # TIMED, which runs alone.
+        timers = ("interleaved_ms", "median_ms", "dropout_t", "drop_path_timings")
+        times = any(t in src for src in code_sources(chapter) for t in timers)
+        makefile = (ROOT / "Makefile").read_text()
+        timed = [
+            line.split(":=")[1].split()
+            for line in makefile.splitlines()
+            if line.startswith("TIMED :=")
+        ]
+        assert len(timed) == 1, "the Makefile must define TIMED once"
+        rel = chapter.relative_to(ROOT).as_posix()
+        assert times == (rel in timed[0]), (
+            f"{rel} {'times' if times else 'does not time'} code, so it must "
+            f"{'' if times else 'not '}be in the Makefile's TIMED"
+        )
+
     def test_saved_names_are_not_redefined(self, chapter):
         saved = {}
         for path in CHAPTERS:
