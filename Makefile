@@ -15,8 +15,8 @@ export PYDEVD_DISABLE_FILE_VALIDATION := 1
 # Stored outputs must pass both: exact where portable, through their claim checks where not.
 CPU_DISPATCH_2 := ATEN_CPU_CAPABILITY=default MKL_CBWR=COMPATIBLE ONEDNN_MAX_CPU_ISA=SSE41
 NBVAL := -m pytest --nbval chapters --nbval-sanitize-with tests/nbval_sanitize.cfg
-# The one chapter whose claims compare timings (see `chapters`).
-TIMED := chapters/memory_speed.ipynb
+# The chapters whose claims compare timings (see `chapters`).
+TIMED := chapters/memory_speed.ipynb chapters/sequence_dropout.ipynb
 NBVAL_TIMED := -m pytest --nbval $(TIMED) --nbval-sanitize-with tests/nbval_sanitize.cfg
 NB ?= chapters/*.ipynb
 
@@ -56,18 +56,19 @@ unit: $(VENV)/.installed
 	$(PY) -m pytest tests
 
 # Both runs against the same stored outputs, side by side (the chapters use one or two threads
-# each); each run's log is printed whole when it ends. The chapter that times code runs after
-# them, alone, as this CPU runs it and then under CPU_DISPATCH_2: its claims compare timings
-# round by round, and a second process on the same two cores would be part of what they time.
+# each); each run's log is printed whole when it ends. The chapters that time code run after
+# them, alone, as this CPU runs them and then under CPU_DISPATCH_2: their claims compare
+# timings round by round, and a second process on the same two cores would be part of what
+# they time.
 chapters: cells
 	$(MAKE) --no-print-directory -j2 --output-sync=target chapters-native chapters-dispatch2
 	$(MAKE) --no-print-directory chapters-timed
 
 chapters-native: $(VENV)/.installed
-	$(PY) $(NBVAL) --ignore=$(TIMED)
+	$(PY) $(NBVAL) $(addprefix --ignore=,$(TIMED))
 
 chapters-dispatch2: $(VENV)/.installed
-	env $(CPU_DISPATCH_2) $(PY) $(NBVAL) --ignore=$(TIMED)
+	env $(CPU_DISPATCH_2) $(PY) $(NBVAL) $(addprefix --ignore=,$(TIMED))
 
 chapters-timed: $(VENV)/.installed
 	$(PY) $(NBVAL_TIMED)
