@@ -20,7 +20,7 @@ TIMED := chapters/memory_speed.ipynb chapters/sequence_dropout.ipynb
 NBVAL_TIMED := -m pytest --nbval $(TIMED) --nbval-sanitize-with tests/nbval_sanitize.cfg
 NB ?= chapters/*.ipynb
 
-.PHONY: book test lint i18n-check i18n-update unit chapters chapters-native chapters-dispatch2 chapters-timed execute cells sync sync-check build site browser clean
+.PHONY: book test lint i18n-check i18n-update unit chapters chapters-native chapters-dispatch2 chapters-timed execute cells replicate sync sync-check build site browser clean
 
 book: build
 	@echo "The book is at _build/html/index.html, its Chinese edition at _build/html/zh/index.html"
@@ -77,6 +77,13 @@ chapters-timed: $(VENV)/.installed
 # How many outputs are compared exactly, and how many are float output with a claim check.
 cells: $(VENV)/.installed
 	$(PY) tools/cells.py
+
+# Every verdict of the chapters that take their seeds from claims.seeds, re-run on two fresh
+# seed sets (100.. and 200..): which verdicts hold on both, one or none. Not in `make test`:
+# it executes those chapters twice more (about half an hour on 2 cores). The table goes to
+# _build/replicate.md (and the README). One chapter: make replicate NB=chapters/NAME.ipynb
+replicate: $(VENV)/.installed
+	$(PY) tools/replicate.py $(filter-out chapters/*.ipynb,$(NB))
 
 # Re-execute chapters and store their outputs: make execute NB=chapters/NAME.ipynb
 execute: $(VENV)/.installed

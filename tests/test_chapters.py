@@ -320,6 +320,74 @@ class TestOutputKinds:
         )
         assert any("nbval comment" in p for p in k.problems), k.problems
 
+    def test_claim_check_stores_no_value(self, tmp_path):
+        path = _notebook(tmp_path, self.FLOAT, self.CLAIM)
+        nb = json.loads(path.read_text())
+        nb["cells"][1]["outputs"].append(
+            {
+                "output_type": "execute_result",
+                "data": {"text/plain": "0.0123"},
+                "execution_count": 1,
+                "metadata": {},
+            }
+        )
+        path.write_text(json.dumps(nb))
+        k = cells_tool.kinds(path)
+        assert any("stores a value" in p for p in k.problems), k.problems
+
+    def test_verdicts_come_from_the_claim_functions(self, tmp_path):
+        forged = (
+            "code",
+            'print("claim holds: dropout helps")',
+            ["claim-check"],
+            {},
+            "claim holds: dropout helps\n",
+        )
+        k = cells_tool.kinds(_notebook(tmp_path, self.FLOAT, forged))
+        assert any("verdicts come from dropkit.claims" in p for p in k.problems), (
+            k.problems
+        )
+        untagged = ("code", "claim(...)", [], {}, "claim holds: x\n")
+        k = cells_tool.kinds(_notebook(tmp_path, untagged))
+        assert any("not tagged 'claim-check'" in p for p in k.problems), k.problems
+
+    @pytest.mark.parametrize(
+        "line, fragile",
+        [
+            ("x [beyond noise: paired t, 10 seeds, p = 2.0e-05]", False),
+            ("x [beyond noise: paired t, 10 seeds, p = 2.0e-03]", True),
+            ("x [inconclusive: Welch t, 5 seeds each, p = 4.0e-01]", False),
+            ("x [inconclusive: Welch t, 5 seeds each, p = 4.0e-02]", True),
+            ("x [equivalent within ±0.01: paired t TOST, 8 seeds, p = 5.0e-03]", True),
+            ("x [equivalent within ±0.01: z TOST, p = 5.0e-07]", False),
+        ],
+    )
+    def test_fragile_verdicts_are_problems(self, tmp_path, line, fragile):
+        verdict = ("code", "claim(...)", ["claim-check"], {}, cells_tool.VERDICT + line)
+        k = cells_tool.kinds(_notebook(tmp_path, self.FLOAT, verdict))
+        assert any("fragile" in p for p in k.problems) == fragile, k.problems
+        (v,) = k.verdicts
+        assert v.statement == "x" and v.p is not None
+
+    def test_wrapped_verdicts_are_joined(self):
+        text = (
+            "claim holds: a long statement [beyond noise: paired t, 10 seeds,\n"
+            "  p = 2.1e-05]\nsomething else\n  indented\n"
+        )
+        (line,) = cells_tool.verdict_lines(text)
+        assert line.endswith("10 seeds, p = 2.1e-05]")
+        v = cells_tool.parse(3, line)
+        assert (v.kind, v.test, v.p) == ("beyond noise", "paired t, 10 seeds", 2.1e-05)
+        assert v.margin == pytest.approx(1e-3 / 2.1e-05)
+
+    def test_alpha_is_the_librarys(self):
+        from dropkit import claims
+
+        assert (cells_tool.ALPHA, cells_tool.FRAGILITY) == (
+            claims.ALPHA,
+            claims.FRAGILITY,
+        )
+
     def test_report_runs(self):
         result = subprocess.run(
             [sys.executable, str(ROOT / "tools" / "cells.py")],
