@@ -47,7 +47,9 @@ def _rank_main(
         # the ranks would otherwise all inherit its state and draw alike).
         torch.seed()
         numpy.random.seed()
-        wait = datetime.timedelta(seconds=timeout)
+        # A little longer than the caller waits, so that a hung rank is reported
+        # as such, not as the others' timed-out collectives.
+        wait = datetime.timedelta(seconds=timeout + 10)
         store = dist.TCPStore("127.0.0.1", port, world, False, timeout=wait)
         if backend == "nccl":
             torch.cuda.set_device(rank)
@@ -57,10 +59,9 @@ def _rank_main(
         # Barriers before and after fn: a rank that finished early and left would
         # otherwise close connections that another rank is still setting up.
         dist.barrier()
-        result = fn(*args, **kwargs)
+        out.put((rank, True, pickle.dumps(fn(*args, **kwargs))))
         dist.barrier()
         dist.destroy_process_group()
-        out.put((rank, True, pickle.dumps(result)))
     except BaseException as err:  # everything, so the caller hears of it
         out.put((rank, False, (type(err).__name__, str(err), traceback.format_exc())))
     finally:
@@ -154,8 +155,8 @@ def launch(
     If any rank raises or dies, the other ranks are stopped and :class:`RankFailed`
     is raised here, naming the rank, with its traceback and every rank's output; if
     the ranks have not all finished after ``timeout`` seconds, they are stopped and
-    ``TimeoutError`` names the ranks still running. The same ``timeout`` bounds each
-    collective in the ranks.
+    ``TimeoutError`` names the ranks still running. A collective in the ranks times
+    out 10 s later than that.
 
     Example (``dropkit.parallel.all_ranks`` returns each rank's number and their
     sum):
@@ -217,42 +218,58 @@ def _print_logs(paths):
         print(line)
 
 
+# Errors that a rank raises because another rank failed first: not the cause.
+_ECHOES = ("Connection closed by peer", "Connection reset by peer", "connectFullMesh")
+
+
 def _collect(procs, out, results, deadline, timeout, paths):
-    """Wait for every rank's result; raise on the first error, death or timeout."""
-    world = len(procs)
-    while len(results) < world:
+    """Wait for every rank's result; raise on an error, a death or the timeout."""
+    world, errors, first_error = len(procs), {}, None
+    while len(results) + len(errors) < world:
         try:
             rank, ok, payload = out.get(timeout=0.05)
+            (results if ok else errors)[rank] = payload
+            first_error = first_error or (not ok and time.monotonic())
         except queue.Empty:
-            ok = None
-        if ok is None:  # nothing yet: is every rank alive, and in time?
-            for rank, proc in enumerate(procs):
-                if rank not in results and proc.exitcode not in (None, 0):
-                    _stop(procs)
-                    raise RankFailed(
-                        rank,
-                        world,
-                        f"rank {rank} of {world} died with exit code {proc.exitcode} "
-                        "before returning" + _tail(paths),
-                    )
-            if time.monotonic() > deadline:
-                running = [rank for rank in range(world) if rank not in results]
-                _stop(procs)
-                raise TimeoutError(
-                    f"ranks {running} of {world} still running after {timeout} s; "
-                    "stopped them" + _tail(paths)
-                )
-            continue
-        if not ok:
-            name, message, trace = payload
+            pass
+        dead = [
+            rank
+            for rank, proc in enumerate(procs)
+            if proc.exitcode not in (None, 0) and rank not in errors
+        ]
+        # After an error or a death, give the other ranks a second to report
+        # theirs, so that the cause is told apart from its echoes on other ranks.
+        if dead or (first_error and time.monotonic() > first_error + 1):
+            break
+        if time.monotonic() > deadline:
+            running = [r for r in range(world) if r not in results and r not in errors]
             _stop(procs)
-            raise RankFailed(
-                rank,
-                world,
-                f"rank {rank} of {world} raised {name}: {message}\n\n"
-                f"rank {rank}'s traceback:\n{trace}" + _tail(paths),
+            raise TimeoutError(
+                f"ranks {running} of {world} still running after {timeout} s; "
+                "stopped them" + _tail(paths)
             )
-        results[rank] = pickle.loads(payload)
+    if not (errors or dead):
+        for rank in results:
+            results[rank] = pickle.loads(results[rank])
+        return
+    _stop(procs)
+    causes = [r for r in sorted(errors) if not any(e in errors[r][1] for e in _ECHOES)]
+    if dead and not causes:
+        rank = dead[0]
+        raise RankFailed(
+            rank,
+            world,
+            f"rank {rank} of {world} died with exit code {procs[rank].exitcode} "
+            "before returning" + _tail(paths),
+        )
+    rank = (causes or sorted(errors))[0]
+    name, message, trace = errors[rank]
+    raise RankFailed(
+        rank,
+        world,
+        f"rank {rank} of {world} raised {name}: {message}\n\n"
+        f"rank {rank}'s traceback:\n{trace}" + _tail(paths),
+    )
 
 
 def _tail(paths, lines=40):

@@ -46,29 +46,26 @@ def dp_masks(kind, batch=2, width=8, p=0.5):
 
 
 def _classifier(drop):
-    return nn.Sequential(nn.Linear(16, 64), nn.ReLU(), drop, nn.Linear(64, 4))
+    return nn.Sequential(nn.Linear(16, 64), nn.GELU(), drop, nn.Linear(64, 4))
 
 
-def dp_gradient_noise(kind, seeds, batch=16, p=0.5):
-    # This rank's gradient once per seed; fixed weights and data. Every rank holds
-    # the same images (RepeatAugSampler's layout), each with its own noise.
+def dp_gradient_noise(kind, seeds, draws=4, batch=16, p=0.5):
+    # This rank's gradients, `draws` per seed, on fixed weights and data. Every
+    # rank holds the same images (RepeatAugSampler's layout), with its own noise.
     rank, data = dist.get_rank(), torch.Generator().manual_seed(0)
-    x, y = (
-        torch.randn(batch, 16, generator=data),
-        torch.randint(0, 4, (batch,), generator=data),
-    )
-    x = x + 0.1 * torch.randn(
-        batch, 16, generator=torch.Generator().manual_seed(1 + rank)
-    )
+    x = torch.randn(batch, 16, generator=data)
+    y = torch.randint(0, 4, (batch,), generator=data)
+    x = x + 0.1 * torch.randn(x.shape, generator=torch.Generator().manual_seed(rank))
     torch.manual_seed(0)
     model, grads = _classifier(_dp_drop(kind, p)), []
     for s in seeds:
         per_rank = kind == "torch, per-rank seed"
         torch.manual_seed(s + 1_000_000 * rank if per_rank else s)
-        model.zero_grad()
-        F.cross_entropy(model(x), y).backward()
-        grads.append(torch.cat([q.grad.flatten() for q in model.parameters()]))
-    return torch.stack(grads)
+        for _ in range(draws):  # the generator moves on: new masks each draw
+            model.zero_grad()
+            F.cross_entropy(model(x), y).backward()
+            grads.append(torch.cat([q.grad.flatten() for q in model.parameters()]))
+    return torch.stack(grads).view(len(seeds), draws, -1)
 
 
 def _local(t):
@@ -76,7 +73,8 @@ def _local(t):
 
 
 def _forward(model, x):
-    # model(x), and each dropout's mask on this rank (True where dropped).
+    # model(x), and each dropout's mask on this rank (True where dropped; no input
+    # to a dropout here is exactly 0, so a zero output is a dropped entry).
     masks, hooks = {}, []
     for name, module in model.named_modules():
         if isinstance(module, (nn.Dropout, ShardedDropout)):
