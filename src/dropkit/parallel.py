@@ -345,8 +345,8 @@ class ForkedDropout(nn.Dropout):
 
 
 def dtensor_dropout():
-    # F.dropout of a DTensor of ones (2, 8) split by columns, on a CPU mesh: after
-    # DTensor's manual_seed(0), twice; then after torch.manual_seed(0).
+    # F.dropout of DTensors of ones split by columns, on a CPU mesh: after DTensor's
+    # manual_seed(0), twice (16 x 64); then (2 x 8) after torch.manual_seed(0).
     import warnings
 
     from torch.distributed.tensor import Shard, distribute_tensor
@@ -354,14 +354,14 @@ def dtensor_dropout():
 
     device_mesh, masks = mesh(), []
     x = distribute_tensor(torch.ones(2, 8), device_mesh, [Shard(1)])
+    big = distribute_tensor(torch.ones(16, 64), device_mesh, [Shard(1)])
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        for step in range(3):
-            if step < 2:
-                dtensor_random.manual_seed(0, device_mesh)
-            else:
-                torch.manual_seed(0)
-            masks.append(F.dropout(x, 0.5).full_tensor() != 0)
+        for _ in range(2):  # two unseeded masks of 1024 entries agree w.p. 2^-1024
+            dtensor_random.manual_seed(0, device_mesh)
+            masks.append(F.dropout(big, 0.5).full_tensor() != 0)
+        torch.manual_seed(0)
+        masks.append(F.dropout(x, 0.5).full_tensor() != 0)
     try:
         dtensor_random.OffsetBasedRNGTracker(device_mesh)
         error = None
