@@ -9,7 +9,7 @@ import warnings
 import torch
 
 from dropkit.drop import _check_input, _check_p, _DropoutBase, _zeros
-from dropkit.lowmem import _LANES, _constants, _dense_order, _draw_key, _halves, _index
+from dropkit.lowmem import _LANES, _constants, _draw_key, _halves, _index
 
 
 def _apply_global_mask(t, key, threshold, scale, base, steps, q):
@@ -32,6 +32,21 @@ def _apply_global_mask(t, key, threshold, scale, base, steps, q):
 _kernels = {}
 
 
+def _compile_options(device_type):
+    """Tie inductor's cached CPU code to the vector width it was written for: torch
+    2.13 caches it under a key without the instruction set, and code written for
+    AVX-512 and reused under AVX2 leaves part of the output unwritten (lowmem's
+    kernel does the same)."""
+    if device_type != "cpu":
+        return {}
+    try:
+        from torch._inductor.cpu_vec_isa import pick_vec_isa
+
+        return {"cpp.simdlen": pick_vec_isa().bit_width()}
+    except Exception:  # another torch: the check against eager mode still guards
+        return {}
+
+
 def _kernel(t, *args):
     """_apply_global_mask compiled where torch.compile works for t's device and dtype,
     else eager (the same values). The first compiled call per device and dtype is
@@ -46,7 +61,8 @@ def _kernel(t, *args):
     if compiled is not ...:
         return compiled(t, *args)
     eager = _apply_global_mask(t, *args)
-    compiled = torch.compile(_apply_global_mask, dynamic=None)
+    options = _compile_options(t.device.type)
+    compiled = torch.compile(_apply_global_mask, dynamic=None, options=options)
     try:
         out = compiled(t, *args)
         why = None if torch.equal(out, eager) else "its values differ from eager mode"
@@ -64,8 +80,10 @@ def _kernel(t, *args):
 
 
 def _masked(t, key, threshold, scale, base, strides, q, compile):
-    """The global mask applied to ``t`` in its own memory layout."""
-    tp, perm = _dense_order(t)
+    """The global mask applied to ``t`` in its own memory layout: t's dims in the
+    order of its strides (contiguous for a dense tensor, a copy for a slice)."""
+    perm = tuple(sorted(range(t.dim()), key=lambda d: (-t.stride(d), d)))
+    tp = t.permute(perm).contiguous()
     inverse = tuple(sorted(range(len(perm)), key=perm.__getitem__))
     steps = tuple(strides[d] for d in perm)
     args = (key, threshold, scale, base, steps, q)
@@ -244,6 +262,8 @@ def sharded_dropout(
     """
     p = _check_p(p)
     _check_input(x, "sharded_dropout")
+    if p not in (0.0, 1.0):  # a p that lowmem_dropout's 16-bit threshold refuses
+        _constants(p, torch.float32, torch.device("cpu"))
     if _is_dtensor(x):
         if global_shape is not None or offset is not None:
             raise ValueError(
