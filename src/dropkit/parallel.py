@@ -87,32 +87,35 @@ def _forward(model, x):
             hook.remove()
 
 
-def dp_train(kind, steps, start=None, global_batch=8, lr=0.5):
-    # Train data-parallel for `steps` SGD steps, from `start` (a saved state) or
-    # from scratch; return this rank's masks of each step and the state to resume.
-    from torch.nn.parallel import DistributedDataParallel as DDP
-
-    rank, world, per_rank = dist.get_rank(), dist.get_world_size(), "per-rank" in kind
+def _start(kind, start):
+    # The model and torch's generator at the first step: from scratch, or as
+    # `start` (weights, step, one generator state per rank) left them.
+    per_rank = "per-rank" in kind
     torch.manual_seed(0)  # the same initial weights on every rank
-    model, first = (
-        _classifier(_dp_drop(kind, 0.5)),
-        0 if start is None else start["step"],
-    )
+    model = _classifier(_dp_drop(kind, 0.5))
     if start is None:
         seed("per-rank" if per_rank else "alike")
-    else:
-        model.load_state_dict(start["model"])
-        if not per_rank:  # one generator state, the same on every rank
-            torch.set_rng_state(start["rng"][0])
-        elif rank < len(start["rng"]):
-            torch.set_rng_state(start["rng"][rank])
-        else:  # a rank the saved run did not have: a fresh per-rank seed
-            seed("per-rank", first)
-    ddp, rows = (
-        DDP(model),
-        slice(rank * global_batch // world, (rank + 1) * global_batch // world),
-    )
-    optimizer, masks = torch.optim.SGD(ddp.parameters(), lr=lr), []
+        return model, 0
+    model.load_state_dict(start["model"])
+    rank, states = dist.get_rank(), start["rng"]
+    if not per_rank:  # one generator state, the same on every rank
+        torch.set_rng_state(states[0])
+    elif rank < len(states):
+        torch.set_rng_state(states[rank])
+    else:  # a rank the saved run did not have: a fresh per-rank seed
+        seed("per-rank", start["step"])
+    return model, start["step"]
+
+
+def dp_train(kind, steps, start=None, global_batch=8, lr=0.5):
+    # Train data-parallel for `steps` SGD steps; return this rank's masks of each
+    # step, and the state to resume from.
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    rank, world = dist.get_rank(), dist.get_world_size()
+    model, first = _start(kind, start)
+    ddp, optimizer, masks = DDP(model), torch.optim.SGD(model.parameters(), lr=lr), []
+    rows = slice(rank * global_batch // world, (rank + 1) * global_batch // world)
     for step in range(first, first + steps):
         data = torch.Generator().manual_seed(step)  # the step's global batch
         x = torch.randn(global_batch, 16, generator=data)[rows]
@@ -122,8 +125,11 @@ def dp_train(kind, steps, start=None, global_batch=8, lr=0.5):
         F.cross_entropy(out, y).backward()
         optimizer.step()
         masks.append(dropped["module.2"])
-    state = {"model": model.state_dict(), "step": first + steps}
-    return masks, state, torch.get_rng_state()
+    return (
+        masks,
+        {"model": model.state_dict(), "step": first + steps},
+        torch.get_rng_state(),
+    )
 
 
 class MLP(nn.Module):
