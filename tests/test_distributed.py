@@ -90,7 +90,12 @@ def partial_sum(reduce_op="sum", p=0.5):
     placements_kept = tuple(y.placements) == (Partial(reduce_op),)
     total = y.redistribute(device_mesh, [Replicate()]).to_local()
     total.sum().backward()
-    reduced = {"sum": parts.sum(0), "avg": parts.mean(0), "max": parts.amax(0)}
+    reduced = {
+        "sum": parts.sum(0),
+        "avg": parts.mean(0),
+        "min": parts.amin(0),
+        "max": parts.amax(0),
+    }
     torch.manual_seed(0)
     want = lowmem_dropout(reduced[reduce_op], p, compile=False)
     return placements_kept, torch.allclose(total, want, atol=1e-6), local.grad
@@ -244,7 +249,7 @@ class TestDTensorPlacements:
             assert kind == "DTensor" and kept
             assert torch.equal(full, want), f"{placements} on mesh {mesh_shape}"
 
-    @pytest.mark.parametrize("op", ["sum", "avg", "max"])
+    @pytest.mark.parametrize("op", ["sum", "avg", "min", "max"])
     def test_partial_is_masked_before_its_reduction(self, op):
         for kept, equal, grad in launch(partial_sum, 2, (op,)):
             assert kept and equal, op
