@@ -118,8 +118,11 @@ _LAZY = {
     "checks",
     "claims",
     "data",
+    "glue",
     "models",
+    "seeds",
     "spatial",
+    "stats",
     "training",
     "vit_model",
 }
