@@ -20,7 +20,7 @@ TIMED := chapters/memory_speed.ipynb chapters/sequence_dropout.ipynb
 NBVAL_TIMED := -m pytest --nbval $(TIMED) --nbval-sanitize-with tests/nbval_sanitize.cfg
 NB ?= chapters/*.ipynb
 
-.PHONY: book test lint i18n-check i18n-update unit chapters chapters-native chapters-dispatch2 chapters-timed execute cells replicate sync sync-check build site browser clean
+.PHONY: pdf pdf-test pdf-packages book test lint i18n-check i18n-update unit chapters chapters-native chapters-dispatch2 chapters-timed execute cells replicate sync sync-check build site browser clean
 
 book: build
 	@echo "The book is at _build/html/index.html, its Chinese edition at _build/html/zh/index.html"
@@ -97,6 +97,60 @@ build: $(VENV)/.installed $(MATHJAX_DIR)/.installed
 	$(VENV)/bin/jupyter-book build . --config _build/_config.zh.yml --path-output _build/zh -W --keep-going
 	rm -rf _build/html/zh
 	cp -R _build/zh/_build/html _build/html/zh
+	$(COPY_PDFS)
+
+# The book as a PDF, both editions from the same sources: Jupyter Book's LaTeX builder,
+# XeLaTeX (_ext/pdf_book.py: class, fonts, page), warnings as errors. Into the site too when
+# it is built (each page links to its edition's PDF), as the publish workflow does.
+PDF_EN := _build/latex/dropkit.pdf
+PDF_ZH := _build/latex/zh/dropkit-zh.pdf
+COPY_PDFS := if [ -f $(PDF_EN) ] && [ -d _build/html ]; then cp $(PDF_EN) _build/html/; fi; \
+	if [ -f $(PDF_ZH) ] && [ -d _build/html/zh ]; then cp $(PDF_ZH) _build/html/zh/; fi
+export LATEXMKOPTS := -interaction=nonstopmode -halt-on-error -file-line-error
+
+pdf: $(VENV)/.installed pdf-packages
+	rm -f $(PDF_EN) $(PDF_ZH)
+	$(VENV)/bin/jupyter-book build . --builder pdflatex -W --keep-going
+	$(PY) tools/i18n.py config
+	$(VENV)/bin/jupyter-book build . --config _build/_config.zh.yml --path-output _build/zh --builder pdflatex -W --keep-going
+	mkdir -p $(dir $(PDF_ZH))
+	cp _build/zh/_build/latex/$(notdir $(PDF_ZH)) $(PDF_ZH)
+	$(COPY_PDFS)
+	@echo "The book as a PDF: $(PDF_EN), its Chinese edition: $(PDF_ZH)"
+
+# The PDFs as a reader gets them (tests/pdf, run by the workflow's pdf job; not in `make test`,
+# which would pass the CI limit): chapters, formulas, glued numbers, links, fonts, and a few
+# pages as PNG in _build/pdf-pages to look at.
+pdf-test: pdf
+	$(PY) -m pytest tests/pdf
+
+# TeX Live's XeLaTeX with xeCJK, the fonts the PDF names and poppler's pdfinfo/pdftotext/
+# pdftoppm for its tests (Debian's packages): installed when missing if we are root with
+# apt-get; otherwise say how.
+pdf-packages:
+	@missing=""; \
+	command -v xelatex >/dev/null 2>&1 || missing="$$missing texlive-xetex"; \
+	command -v latexmk >/dev/null 2>&1 || missing="$$missing latexmk"; \
+	command -v pdftoppm >/dev/null 2>&1 || missing="$$missing poppler-utils"; \
+	for f in unicode-math.sty:texlive-latex-recommended changepage.sty:texlive-latex-extra \
+		pict2e.sty:texlive-pictures pzdr.tfm:texlive-fonts-recommended \
+		xeCJK.sty:texlive-lang-chinese; do \
+		kpsewhich $${f%%:*} >/dev/null 2>&1 || missing="$$missing $${f#*:}"; \
+	done; \
+	for f in "FreeSerif:fonts-freefont-otf" "DejaVu Sans Mono:fonts-dejavu-core" \
+		"Latin Modern Math:fonts-lmodern" "Noto Serif CJK SC:fonts-noto-cjk" \
+		"AR PL KaitiM GB:fonts-arphic-gkai00mp"; do \
+		fc-list "$${f%%:*}" 2>/dev/null | grep -q . || missing="$$missing $${f#*:}"; \
+	done; \
+	if [ -z "$$missing" ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing for the PDF (Debian):$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	else \
+		echo "Missing for the PDF:$$missing. Install them with"; \
+		echo "  sudo apt-get install --no-install-recommends$$missing   (Debian/Ubuntu)"; \
+		exit 1; \
+	fi
 
 # Every message of the English text has a Chinese translation that is not fuzzy (tools/i18n.py).
 i18n-check: $(VENV)/.installed

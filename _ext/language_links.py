@@ -4,11 +4,20 @@ The English book is built into _build/html and the Chinese one into _build/html/
 book), with the same page names. Each page gets a small link above its content and a
 ``<link rel="alternate" hreflang>`` for each edition, computed from the page's own
 depth, so they work wherever the site is served from.
+
+Beside it, a link to the whole book as a PDF in the page's language: `make pdf` builds
+dropkit.pdf and zh/dropkit-zh.pdf, and `make book` and the publish workflow put them at
+the root of each edition (tests/pdf checks that the names agree).
 """
 
 from html import escape
 
 OTHER = {"en": ("zh-CN", "中文", "zh/"), "zh_CN": ("en", "English", "../")}
+# The PDF of each edition, at its root: (file, link text, title).
+PDF = {
+    "en": ("dropkit.pdf", "PDF", "The whole book as a PDF"),
+    "zh_CN": ("dropkit-zh.pdf", "PDF", "全书 PDF 版"),
+}
 
 
 def add_link(app, pagename, templatename, context, doctree):
@@ -21,6 +30,11 @@ def add_link(app, pagename, templatename, context, doctree):
     link = (
         f'<p class="language-switch"><a href="{escape(href)}" hreflang="{lang}" '
         f'lang="{lang}">{label}</a></p>\n'
+    )
+    name, text, title = PDF.get(language, PDF["en"])
+    link += (
+        f'<p class="pdf-link"><a href="{escape(up + name)}" type="application/pdf" '
+        f'title="{escape(title)}">{text}</a></p>\n'
     )
     context["body"] = link + context.get("body", "")
     here = "zh-CN" if language == "zh_CN" else "en"

@@ -10,12 +10,20 @@ titles. Here:
   before Sphinx's Locale transform (priority 20) translates the page, so the translation
   is applied;
 - for the gettext builder, the titles are added back to the resolved page as plain
-  paragraphs (seen only by the message extraction), so they reach the catalogues.
+  paragraphs (seen only by the message extraction), so they reach the catalogues;
+- a solution's title repeats its exercise's ("Solution to Exercise 2 (The backward pass
+  in numpy)"), taken from the copy of the exercise that sphinx-exercise keeps in its
+  registry when the directive runs, before the page is translated: after the
+  translation, that copy is replaced by the translated exercise.
 """
 
 from docutils import nodes
 from sphinx.transforms import SphinxTransform
-from sphinx_exercise.nodes import exercise_subtitle
+from sphinx_exercise.nodes import (
+    exercise_enumerable_node,
+    exercise_node,
+    exercise_subtitle,
+)
 
 
 class LocateExerciseTitles(SphinxTransform):
@@ -34,6 +42,20 @@ class LocateExerciseTitles(SphinxTransform):
                 node.rawsource = "".join(_markup(child) for child in node.children)
             titles.append((node.rawsource, node.source, node.line))
         self.document["exercise_titles"] = titles
+
+
+class RegisterTranslatedExercises(SphinxTransform):
+    default_priority = 25  # after sphinx.transforms.i18n.Locale
+
+    def apply(self, **kwargs):
+        if not self.config.language or self.config.language == "en":
+            return
+        registry = getattr(self.env, "sphinx_exercise_registry", {})
+        kinds = (exercise_node, exercise_enumerable_node)
+        for node in self.document.findall(lambda n: isinstance(n, kinds)):
+            entry = registry.get(node.get("label"))
+            if entry is not None and entry["docname"] == self.env.docname:
+                entry["node"] = node.deepcopy()
 
 
 def _markup(node):
@@ -61,5 +83,6 @@ def extract_titles(app, doctree, docname):
 
 def setup(app):
     app.add_transform(LocateExerciseTitles)
+    app.add_transform(RegisterTranslatedExercises)
     app.connect("doctree-resolved", extract_titles)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

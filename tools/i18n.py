@@ -36,6 +36,9 @@ BIN = Path(sys.executable).parent
 
 # What changes for the Chinese build; everything else is _config.yml's.
 ZH_TITLE = "dropkit：暂退法，执行并检验"
+ZH_PDF = (
+    "dropkit-zh"  # the Chinese PDF's name (make pdf), beside the English dropkit.pdf
+)
 
 
 def extract(out: Path) -> Path:
@@ -186,6 +189,9 @@ def config() -> int:
     absolute."""
     c = yaml.safe_load((ROOT / "_config.yml").read_text())
     c["title"] = ZH_TITLE
+    c.setdefault("latex", {}).setdefault("latex_documents", {})["targetname"] = (
+        f"{ZH_PDF}.tex"
+    )
     sphinx = c.setdefault("sphinx", {})
     sphinx["local_extensions"] = {
         name: str(ROOT / path)

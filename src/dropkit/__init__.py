@@ -125,9 +125,12 @@ _LAZY = {
     "claims",
     "data",
     "distributed",
+    "glue",
     "models",
     "parallel",
+    "seeds",
     "spatial",
+    "stats",
     "training",
     "vit_model",
 }

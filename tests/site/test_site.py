@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import sys
 from functools import cache
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -101,12 +102,25 @@ def test_navigation_lists_every_toc_entry(html):
         )
 
 
+def pdf_name() -> str:
+    """The file name of this edition's PDF (`make pdf`), as the pages link to it."""
+    sys.path.insert(0, str(ROOT / "_ext"))
+    import language_links
+
+    return language_links.PDF["zh_CN" if LANG == "zh" else "en"][0]
+
+
 def test_internal_links_and_anchors_resolve(html):
+    # The PDF is built by `make pdf` (the workflow's pdf job), not by `make book`: its
+    # link is checked here once it is there, and by test_each_page_links_to_the_pdf.
+    pdf = html / pdf_name()
     problems = []
     for page in pages(html):
         for tag, attr, value in local_references(page):
             target, fragment = resolve(page, value)
             where = f"{page.relative_to(html)}: <{tag} {attr}={value!r}>"
+            if target == pdf.resolve() and not pdf.exists():
+                continue
             if not target.is_file():
                 problems.append(f"{where} -> missing file")
             elif fragment and target.suffix == ".html" and fragment not in ids(target):
@@ -246,6 +260,20 @@ def test_language_link_leads_to_the_same_page_in_the_other_edition(html, doc):
     assert target.is_file(), f"{doc}.html links to {target}, which was not built"
     want = "en" if LANG == "zh" else "zh-CN"
     assert links[0].get("hreflang") == want and soup(target).html.get("lang") == want
+
+
+@pytest.mark.parametrize("doc", DOCS)
+def test_each_page_links_to_the_pdf_of_its_edition(html, doc):
+    page = html / f"{doc}.html"
+    links = soup(page).select("p.pdf-link a[href]")
+    assert len(links) == 1, f"{doc}.html has {len(links)} PDF links, not 1"
+    target, _ = resolve(page, links[0]["href"])
+    assert target == (html / pdf_name()).resolve(), (
+        f"{doc}.html's PDF link goes to {target}, not to {pdf_name()} at the root of"
+        " its edition"
+    )
+    if target.exists():  # after `make pdf`
+        assert target.read_bytes()[:5] == b"%PDF-", f"{target} is not a PDF"
 
 
 def test_pages_declare_their_language(html):

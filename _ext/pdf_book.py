@@ -1,0 +1,164 @@
+"""The book as a PDF (`make pdf`): Sphinx's LaTeX builder, typeset by XeLaTeX.
+
+Jupyter Book's LaTeX builder loads sphinx-jupyterbook-latex, which turns the parts of
+_toc.yml into LaTeX parts and folds the ``hide-input`` code away, as the web pages do.
+Its document class, jupyterBook.cls, also loads a dozen packages the book does not use,
+among them bbm, which Debian ships only in the 500 MB texlive-fonts-extra; so the PDF
+uses Sphinx's own ``manual`` class, and this extension gives it what that class lacks:
+
+- the two environments sphinx-jupyterbook-latex wraps code cells in (input on a grey
+  ground, output indented, both wrapping long lines instead of cutting them);
+- fonts that have every character the book prints: FreeSerif and FreeSans, DejaVu Sans
+  Mono for code, Latin Modern Math, and through xeCJK (both editions print Chinese)
+  Noto Serif CJK SC and Noto Sans CJK SC, with Kaiti (AR PL KaitiM GB) for Chinese
+  emphasis as Chinese books set it; Chinese chapters are headed 第 1 章;
+- A4 pages whose text block holds the 88 columns of a code cell in 8-point type.
+
+The packages (Debian): see the Makefile's ``pdf-packages`` target.
+"""
+
+from __future__ import annotations
+
+FONTS = r"""
+\setmainfont{FreeSerif}[
+  Extension = .otf, UprightFont = *, ItalicFont = *Italic,
+  BoldFont = *Bold, BoldItalicFont = *BoldItalic]
+\setsansfont{FreeSans}[
+  Extension = .otf, UprightFont = *, ItalicFont = *Oblique,
+  BoldFont = *Bold, BoldItalicFont = *BoldOblique]
+\setmonofont{DejaVu Sans Mono}[Scale = MatchLowercase]
+"""
+
+# Both editions print Chinese (the glossary, the language names), so both load xeCJK
+# (Sphinx loads it itself for the Chinese edition).
+CJK_FONTS = r"""
+\usepackage{xeCJK}
+\setCJKmainfont{Noto Serif CJK SC}[
+  BoldFont = Noto Serif CJK SC Bold, ItalicFont = AR PL KaitiM GB]
+\setCJKsansfont{Noto Sans CJK SC}[BoldFont = Noto Sans CJK SC Bold]
+\setCJKmonofont{Noto Sans Mono CJK SC}[Scale = 0.9908]
+"""
+
+# xeCJK sets quotation marks, dashes, the ellipsis and the middle dot with the CJK font,
+# as Chinese text wants; English text wants them in its own font.
+LATIN_PUNCTUATION = r"""
+\xeCJKDeclareCharClass{Default}{"00B7, "2013, "2014, "2018, "2019, "201C, "201D, "2026}
+"""
+
+# Headings: a chapter's label ("Chapter 1", or 第 1 章 as Chinese books write it) above
+# its title, in the sans-serif of the section headings. The parts' titles say "Part I:
+# ..." themselves, so a part page shows its title alone.
+HEADINGS = r"""
+\makeatletter
+\renewcommand{\@makechapterhead}[1]{\vspace*{10\p@}{\parindent\z@\raggedright
+  \normalfont\py@HeaderFamily
+  \ifnum\c@secnumdepth>\m@ne\Large\dropkitchapterlabel\par\nobreak\vskip 12\p@\fi
+  \interlinepenalty\@M\huge #1\par\nobreak\vskip 30\p@}}
+\renewcommand{\@makeschapterhead}[1]{\vspace*{10\p@}{\parindent\z@\raggedright
+  \normalfont\py@HeaderFamily\interlinepenalty\@M\huge #1\par\nobreak\vskip 30\p@}}
+\def\@part[#1]#2{%
+  \ifnum\c@secnumdepth>-2\relax\refstepcounter{part}\fi
+  \addcontentsline{toc}{part}{#1}%
+  \markboth{}{}%
+  {\centering\interlinepenalty\@M\normalfont\py@HeaderFamily\Huge #2\par}%
+  \@endpart}
+\makeatother
+"""
+# Each edition's words for what LaTeX names (babel is English in both: Sphinx has no
+# babel language for Chinese). \@chappos after the number is Sphinx's own hook, which
+# its running footers use too ("第 2 章 从零开始实现暂退法").
+WORDS = {
+    "en": r"""
+\newcommand{\dropkitchapterlabel}{\@chapapp\ \thechapter}
+\addto\captionsenglish{\renewcommand{\contentsname}{Contents}}
+""",
+    "zh": r"""
+\def\@chappos{章}
+\newcommand{\dropkitchapterlabel}{\@chapapp\,\thechapter\,\@chappos}
+\addto\captionsenglish{\renewcommand{\contentsname}{目录}%
+  \renewcommand{\chaptername}{第}}
+""",
+}
+# The introduction (the root page, whose title is the book's) opens the book as its
+# preface, after the table of contents.
+PREFACE = {"en": "Preface", "zh": "前言"}
+
+# Code cells: sphinx-jupyterbook-latex wraps inputs and outputs in these environments.
+CELLS = r"""
+\newenvironment{sphinxVerbatimInput}
+  {\sphinxsetup{VerbatimColor={RGB}{245,245,245},
+                VerbatimBorderColor={RGB}{204,204,204}}}
+  {}
+\newenvironment{sphinxVerbatimOutput}
+  {\sphinxsetup{VerbatimColor={RGB}{255,255,255},
+                VerbatimBorderColor={RGB}{230,230,230}}%
+   \begin{adjustwidth}{12pt}{0pt}}
+  {\end{adjustwidth}}
+"""
+
+
+def configure(app, config):
+    """On config-inited, after sphinx-jupyterbook-latex (priority 500) has set its
+    class and preamble."""
+    if "sphinx_jupyterbook_latex" not in config.extensions:
+        return
+    chinese = (config.language or "").startswith("zh")
+    lang = "zh" if chinese else "en"
+    config.latex_engine = "xelatex"
+    config.latex_theme = "manual"
+    elements = dict(config.latex_elements)
+    preamble = elements.get("preamble", "")
+    # ucharclasses (its fonts by Unicode block) and xeCJK both hook XeTeX's character
+    # classes; the book sets its fonts itself. The name of the table of contents is
+    # the edition's (WORDS).
+    for line in (
+        r"\usepackage[Latin,Greek]{ucharclasses}",
+        r"\addto\captionsenglish{\renewcommand{\contentsname}{Contents}}",
+    ):
+        preamble = preamble.replace(line, "")
+    elements["preamble"] = (
+        preamble
+        + r"\usepackage[strict]{changepage}"
+        + CELLS
+        + HEADINGS
+        + r"\makeatletter"
+        + WORDS[lang]
+        + r"\makeatother"
+        # the running headers are as tall as a CJK line
+        + r"\setlength{\headheight}{14pt}"
+        # Sections numbered (2.4), their subsections not: the web pages number none,
+        # and some subsections number themselves ("1. Division by the keep rate").
+        + r"\setcounter{secnumdepth}{1}"
+    )
+    elements.update(
+        papersize="a4paper",
+        pointsize="10pt",
+        # A4 less 2 cm a side: a 17 cm text block, where 88 columns of 8-point DejaVu
+        # Sans Mono (15 cm) fit in an output's indentation inside an exercise's box;
+        # a longer line wraps, with a mark, and one without spaces wraps anyway.
+        sphinxsetup=(
+            "hmargin={2cm,2cm}, vmargin={2.2cm,2.2cm}, verbatimforcewraps=true"
+        ),
+        fontpkg=FONTS + CJK_FONTS + ("" if chinese else LATIN_PUNCTUATION),
+        fvset=r"\fvset{fontsize=\footnotesize,formatcom=\xeCJKVerbAddon}",
+        # An index of the book's own would be empty: the Markdown pages define none.
+        printindex="",
+        fncychap="",
+        tableofcontents=(
+            r"\sphinxtableofcontents"
+            rf"\chapter*{{{PREFACE[lang]}}}\markboth{{{PREFACE[lang]}}}{{}}"
+            rf"\addcontentsline{{toc}}{{chapter}}{{{PREFACE[lang]}}}"
+        ),
+    )
+    config.latex_elements = elements
+    # The intro's {tableofcontents} would repeat the table of contents as a list.
+    config.jblatex_show_tocs = False
+    # The index is empty (printindex above): makeindex, not xindy, which needs Lisp.
+    config.latex_use_xindy = False
+    # On paper a link's address is part of the text: in a footnote.
+    config.latex_show_urls = "footnote"
+
+
+def setup(app):
+    app.connect("config-inited", configure, priority=900)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}
