@@ -221,7 +221,8 @@ def ruff(text: str, filename: str) -> str:
 
 
 def generated(path: Path) -> bool:
-    return path.read_text().startswith(HEADER.split("{", 1)[0])
+    # rstrip: a long chapter name wraps the header's first line right after "of".
+    return path.read_text().startswith(HEADER.split("{", 1)[0].rstrip())
 
 
 def colab_cell() -> str:

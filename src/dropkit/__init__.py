@@ -17,7 +17,9 @@ Re-exported here (they need only torch and numpy):
 - chapter 7: :func:`mc_samples`, the uncertainty measures and calibration
   (:mod:`dropkit.uncertainty`);
 - chapter 8: :func:`locked_dropout` / :class:`LockedDropout`, :func:`embedding_dropout`
-  and :class:`WeightDrop` (:mod:`dropkit.sequence`).
+  and :class:`WeightDrop` (:mod:`dropkit.sequence`);
+- Part III: :func:`sharded_dropout` / :class:`ShardedDropout`
+  (:mod:`dropkit.sharded`), the counter-based mask of a shard of a larger tensor.
 
 Every dropout module subclasses :class:`dropkit.drop._DropoutBase`, which checks ``p``
 once and prints it; :func:`mc_predict` finds them all through it.
@@ -26,8 +28,9 @@ Loaded on first use, because they need d2l or are tools rather than layers: the 
 modules, models and training helper (:mod:`dropkit.data`, :mod:`dropkit.models`,
 :mod:`dropkit.training`), chapter 4's Conv1d classifier (:mod:`dropkit.spatial`),
 chapter 5's ``TinyViT`` (:mod:`dropkit.vit_model`), the timing helpers
-(:mod:`dropkit.bench`), the claim checks (:mod:`dropkit.claims`) and the exercise checks
-(:mod:`dropkit.checks`).
+(:mod:`dropkit.bench`), the claim checks (:mod:`dropkit.claims`), the exercise checks
+(:mod:`dropkit.checks`), and Part III's launcher of local processes
+(:mod:`dropkit.distributed`) and tensor-parallel models (:mod:`dropkit.parallel`).
 """
 
 import importlib
@@ -58,6 +61,7 @@ from dropkit.sequence import (
     embedding_dropout,
     locked_dropout,
 )
+from dropkit.sharded import ShardedDropout, sharded_dropout
 from dropkit.skip import drop_path_residual
 from dropkit.uncertainty import (
     calibration_bins,
@@ -83,6 +87,7 @@ __all__ = [
     "GaussianDropout",
     "LockedDropout",
     "LowMemDropout",
+    "ShardedDropout",
     "SpatialDropout",
     "ViTBlock",
     "WeightDrop",
@@ -108,6 +113,7 @@ __all__ = [
     "philox4x32",
     "predictive_entropy",
     "scratch",
+    "sharded_dropout",
     "spatial_dropout",
     "variation_ratio",
 ]
@@ -118,8 +124,10 @@ _LAZY = {
     "checks",
     "claims",
     "data",
+    "distributed",
     "glue",
     "models",
+    "parallel",
     "seeds",
     "spatial",
     "stats",

@@ -12,6 +12,7 @@ importable from here, as ``dropkit.checks.check_*``.
 
 from dropkit.checks import (
     drop_path,
+    dropout_across_devices,
     dropout_from_scratch,
     inverted_scaling,
     mc_dropout,
@@ -22,6 +23,7 @@ from dropkit.checks import (
 )
 from dropkit.checks._common import CheckFailed
 from dropkit.checks.drop_path import *  # noqa: F403
+from dropkit.checks.dropout_across_devices import *  # noqa: F403
 from dropkit.checks.dropout_from_scratch import *  # noqa: F403
 from dropkit.checks.inverted_scaling import *  # noqa: F403
 from dropkit.checks.mc_dropout import *  # noqa: F403
@@ -40,5 +42,6 @@ _CHAPTERS = (
     memory_speed,
     mc_dropout,
     sequence_dropout,
+    dropout_across_devices,
 )
 __all__ = ["CheckFailed", *(name for module in _CHAPTERS for name in module.__all__)]
