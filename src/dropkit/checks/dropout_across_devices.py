@@ -6,11 +6,14 @@ before each rank's call), so no processes are started.
 """
 
 import math
+import operator
 
+import numpy as np
 import torch
 
-from dropkit.checks._common import _passed, _require
+from dropkit.checks._common import CheckFailed, _passed, _require
 from dropkit.lowmem import lowmem_dropout
+from dropkit.sharded import sharded_dropout
 
 __all__ = [
     "check_global_index",
@@ -21,12 +24,22 @@ __all__ = [
 
 
 def _call(fn, name, *args):
+    """The learner's fn(*args); an exception in it becomes a CheckFailed naming the
+    call, so that a solution cell's ``except CheckFailed`` catches it too."""
     try:
         return fn(*args)
     except Exception as err:
-        raise AssertionError(
-            f"{name}{args} raised {type(err).__name__}: {err}"
-        ) from err
+        raise CheckFailed(f"{name}{args} raised {type(err).__name__}: {err}") from err
+
+
+def _int(value):
+    """A Python, numpy or torch integer as an int; None for anything else."""
+    if isinstance(value, (bool, np.bool_)):
+        return None
+    try:
+        return operator.index(value)
+    except TypeError:
+        return None
 
 
 def _reference_index(shape, global_shape, offset):
@@ -114,20 +127,25 @@ def check_shard_layout(shard_layout):
         got = []
         for rank in range(world):
             layout = _call(shard_layout, "shard_layout", size, world, rank)
+            ints = (
+                [_int(v) for v in layout] if isinstance(layout, (tuple, list)) else []
+            )
             _require(
-                isinstance(layout, (tuple, list))
-                and len(layout) == 2
-                and all(isinstance(v, int) and not isinstance(v, bool) for v in layout),
+                len(ints) == 2 and None not in ints,
                 f"shard_layout{(size, world, rank)} must return two ints (length, "
                 f"start), but returned {layout!r}",
             )
-            got.append(tuple(layout))
+            got.append(tuple(ints))
         want = [_torch_layout(size, world, r) for r in range(world)]
         if got == want:
             continue
         lengths = [n for n, _ in got]
         hint = ""
-        if any(n < 0 for n in lengths) or any(s > size for _, s in got):
+        if got == [(s, n) for n, s in want]:
+            hint = (
+                " You returned (start, length); the order asked for is (length, start)."
+            )
+        elif any(n < 0 for n in lengths) or any(s > size for _, s in got):
             hint = (
                 " A rank past the end must get an empty block (length 0, start = "
                 "size), not a negative length or a start beyond the tensor."
@@ -178,6 +196,24 @@ def _masks_of(fn, name, x, p, world, sharded, seed):
     return outs
 
 
+def _as_shards(copies, x, p, world, seed):
+    """Whether each rank's copy was dropped as rank r's shard of a tensor ``world``
+    times as wide (offset r * width in the last dim)."""
+    width = x.shape[-1]
+    for rank, copy in enumerate(copies):
+        torch.manual_seed(seed)
+        shard = sharded_dropout(
+            torch.ones_like(x),
+            p,
+            global_shape=(*x.shape[:-1], width * world),
+            offset=(0,) * (x.dim() - 1) + (rank * width,),
+            compile=False,
+        )
+        if not torch.equal(copy != 0, shard != 0):
+            return False
+    return True
+
+
 def check_tp_dropout(tp_dropout):
     """Check ``tp_dropout(x, p, rank, world, sharded)``: the dropout of rank ``rank``'s
     piece ``x`` of an activation of tensor parallelism over ``world`` ranks. With
@@ -195,12 +231,21 @@ def check_tp_dropout(tp_dropout):
         copies = _masks_of(tp_dropout, name, x, p, world, False, seed=11)
         shards = _masks_of(tp_dropout, name, x, p, world, True, seed=11)
         where = f"(p={p}, {world} ranks)"
-        _require(
-            all(torch.equal(c != 0, copies[0] != 0) for c in copies),
-            f"the replicated activation got different masks on different ranks "
-            f"{where}: its copies stop being copies. Every rank is seeded alike; "
-            "draw from that stream, without a seed of your own per rank.",
-        )
+        if not all(torch.equal(c != 0, copies[0] != 0) for c in copies):
+            hint = (
+                "Every rank is seeded alike; draw from that stream, without a seed "
+                "of your own per rank."
+            )
+            if _as_shards(copies, x, p, world, seed=11):
+                hint = (
+                    "You dropped it as if it were a shard: a replicated activation is "
+                    "the whole tensor on every rank, so its global shape is its own "
+                    "shape and its offset 0."
+                )
+            raise CheckFailed(
+                f"the replicated activation got different masks on different ranks "
+                f"{where}: its copies stop being copies. {hint}"
+            )
         if i == 0:
             again = _masks_of(tp_dropout, name, x, p, world, True, seed=12)
             _require(
