@@ -28,16 +28,20 @@ def _check_samples(samples):
             "samples needs at least one pass and two classes, but got shape "
             f"{tuple(samples.shape)}"
         )
-    sums = samples.sum(-1)
+    # Summed in float64. Each probability carries its dtype's rounding, at most eps/2
+    # of itself, so a row sums to 1 within eps/2: 2**-8 in bfloat16, whose eps is 2**-7.
+    sums = samples.sum(-1, dtype=torch.float64)
+    tol = max(1e-3, torch.finfo(samples.dtype).eps)
     if samples.numel() and (
         not torch.isfinite(samples).all()
         or (samples < 0).any()
-        or (sums - 1).abs().max() > 1e-3
+        or (sums - 1).abs().max() > tol
     ):
         raise ValueError(
-            "samples must hold probabilities (each row >= 0 and summing to 1), but "
-            f"row sums range from {sums.min().item():.4g} to {sums.max().item():.4g}. "
-            "Pass softmax outputs, e.g. mc_samples(model, x, k), not logits."
+            "samples must hold probabilities (each row >= 0 and summing to 1 within "
+            f"{tol:.3g} in {samples.dtype}), but row sums range from "
+            f"{sums.min().item():.4g} to {sums.max().item():.4g}. Pass softmax "
+            "outputs, e.g. mc_samples(model, x, k), not logits."
         )
 
 
