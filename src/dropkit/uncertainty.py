@@ -114,8 +114,8 @@ def variation_ratio(samples):
 def mc_samples(model, x, k, *, softmax=True):
     """The k stochastic passes of MC dropout, stacked: ``(k, *model(x).shape)``.
 
-    Pass i is ``mc_predict(model, x, 1)``: only the dropout modules are in training
-    mode, BatchNorm keeps its running statistics, and every module's mode is restored
+    Pass i is ``mc_predict(model, x, 1)``: only dropout is switched on, BatchNorm
+    keeps its running statistics, and every module's mode is restored
     afterwards (see :func:`~dropkit.mc_predict`). The mean over the first dimension is
     the MC-dropout prediction; the spread is what :func:`predictive_entropy`,
     :func:`mutual_information` and :func:`variation_ratio` measure.
