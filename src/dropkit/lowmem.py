@@ -105,9 +105,7 @@ def _apply_mask(t, key, threshold, scale, shape, perm):
 
     if perm == tuple(range(len(perm))):  # lane l is elements l*q ... l*q + q - 1
         flat = t.reshape(-1)
-        # a short last lane is padded (compiled, a masked load); compiled, always, so
-        # that one kernel serves every n, with or without a short lane
-        if torch.compiler.is_compiling() or n < _LANES * q:
+        if n < _LANES * q:  # a short last lane: padded (compiled, a masked load)
             flat = F.pad(flat, (0, _LANES * q - n))
         counter = torch.arange(q, device=t.device)
         lanes = flat.view(_LANES, q)
