@@ -130,24 +130,21 @@ _kernels = {}
 
 
 def _isa_options(device_type):
-    """torch.compile options that tie inductor's cached code to the CPU's vector
-    instructions.
+    """torch.compile options that tie inductor's cached C++ to the vector instructions.
 
     On the CPU, inductor writes C++ for one vector instruction set (AVX-512, AVX2 or
-    none: what ATEN_CPU_CAPABILITY or the CPU selects), and torch 2.13 caches the code
-    it wrote under a key without that instruction set. Code written for 16-lane AVX-512
-    vectors and later compiled for 8-lane AVX2 ones steps 16 elements at a time and
-    computes 8: the rest of the output is never written. Naming the vector width
-    (``cpp.simdlen``) puts it in the key."""
-    options = {}
-    if device_type == "cpu":
-        try:  # inductor's own choice; 0 (no vector instructions) is a width too
-            from torch._inductor.cpu_vec_isa import pick_vec_isa
+    none, as ATEN_CPU_CAPABILITY or the CPU selects), and torch 2.13 caches that code
+    under a key without it: code for 16-lane AVX-512 vectors, compiled for 8-lane AVX2,
+    steps 16 elements at a time and computes 8, leaving the rest of the output
+    unwritten. Naming the vector width (``cpp.simdlen``) puts it in the key."""
+    try:  # inductor's own choice; 0 (no vector instructions) is a width too
+        from torch._inductor.cpu_vec_isa import pick_vec_isa
 
-            options["cpp.simdlen"] = pick_vec_isa().bit_width()
-        except Exception:  # another torch: the known-answer test still guards
-            pass
-    return options
+        options = {"cpp.simdlen": pick_vec_isa().bit_width()}
+        torch.compile(_apply_mask, options=options)  # torch < 2.6 refuses an int here
+    except Exception:  # the known-answer test still guards
+        return {}
+    return options if device_type == "cpu" else {}
 
 
 def _branch(shape, perm):
@@ -191,7 +188,7 @@ def _known_answers(compiled, device, dtype, branch):
     return None
 
 
-def _fall_back(where, cause):
+def _fall_back(where, cause):  # eager from now on for this device and dtype
     _kernels[where] = None
     warnings.warn(
         f"lowmem_dropout: the compiled kernel for {where[0]} {where[1]} {cause}; "
@@ -202,12 +199,10 @@ def _fall_back(where, cause):
 
 
 def _kernel(t, key, threshold, scale, shape, perm):
-    """Run _apply_mask compiled where the compiled kernel for t's device and dtype has
-    given the eager values on the known answers of the path t takes, else eagerly (the
-    same values), saying once per device and dtype why it fell back."""
+    """_apply_mask compiled once the kernel for t's device and dtype has given the eager
+    values on the known answers of t's path; else eagerly, saying once why."""
     args = (key, threshold, scale, shape, perm)
-    # inside a compiled model its compiler fuses the kernel; a few elements: no kernel
-    if torch.compiler.is_compiling() or t.numel() < _LANES:
+    if torch.compiler.is_compiling() or t.numel() < _LANES:  # in a model's graph; tiny
         return _apply_mask(t, *args)
     where = (t.device.type, t.dtype)
     if where not in _kernels:
@@ -236,9 +231,8 @@ def _kernel(t, key, threshold, scale, shape, perm):
 
 def _dense_order(t):
     """(t as a contiguous tensor of permuted dims, the permutation, the logical shape):
-    a view when t is dense in some dim order (contiguous, channels_last, transposed), so
-    its layout is kept. A contiguous tensor of any rank is passed as one dim of n
-    elements (the same row-major index), so that one kernel serves every rank."""
+    a view when t is dense in some dim order (channels_last, transposed), so its layout
+    is kept; a contiguous tensor of any rank as one dim: one kernel serves them all."""
     shape = tuple(t.shape)
     for _ in range(2):
         if t.is_contiguous():
@@ -307,10 +301,9 @@ _cache = {}
 
 
 def _constants(p, dtype, device):
-    """The threshold T = round(p * 2**16) and the scale 2**16 / (2**16 - T), the inverse
-    of the keep rate 1 - T / 2**16, as tensors on ``device``, made once per (p, dtype,
-    device): tensors, so that a new p does not recompile the kernel, and cached, so that
-    a GPU call does not copy them from the host every time."""
+    """T = round(p * 2**16) and the scale 2**16 / (2**16 - T), the inverse of the keep
+    rate, as tensors on ``device`` (a new p does not recompile the kernel), cached per
+    (p, dtype, device) so that a GPU call does not copy them from the host each time."""
     where = (p, dtype, device)
     if torch.compiler.is_compiling() or where not in _cache:
         threshold = _threshold(p)
@@ -362,11 +355,10 @@ def lowmem_dropout(x, p=0.5, training=True, *, generator=None, compile=True):
         generator: a ``torch.Generator`` to draw the key from (default: torch's
             global CPU generator), keyword only.
         compile: fuse index, Philox, compare and multiply with ``torch.compile``
-            (default True). The compiled kernel is trusted for a device and dtype only
-            after it has given the eager code's values on a set of known answers
-            (every branch of the kernel, odd sizes among them); where it fails to
-            compile or to give them, a ``RuntimeWarning`` says why, once, and the same
-            computation runs eagerly with the same values.
+            (default True), trusted for a device and dtype once it gives the eager
+            values on known answers (each path of the kernel, odd sizes); where it
+            does not compile or does not give them, a ``RuntimeWarning`` says why,
+            once, and the same computation runs eagerly.
 
     Example:
         >>> torch.manual_seed(0)
