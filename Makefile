@@ -21,7 +21,7 @@ NBVAL_TIMED := -m pytest --nbval $(TIMED) --nbval-sanitize-with tests/nbval_sani
 NB ?= chapters/*.ipynb
 # The oldest torch that pyproject.toml declares, with its torchvision: `make test-floor`
 # runs the unit tests and chapter 1 under it, in a second environment.
-TORCH_FLOOR := torch==2.5.1 torchvision==0.20.1
+TORCH_FLOOR := torch==2.9.1 torchvision==0.24.1
 VENV_FLOOR ?= .venv-floor
 PY_FLOOR := $(VENV_FLOOR)/bin/python
 
@@ -43,12 +43,11 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PY) -c "from d2l import torch as d2l; import dropkit; print('environment ready')"
 	touch $@
 
-# requirements.txt with the floor's torch and torchvision in place of the pinned ones, and
-# without the pin of sympy, which torch 2.5.1 pins itself (1.13.1).
+# requirements.txt with the floor's torch and torchvision in place of the pinned ones.
 $(VENV_FLOOR)/.installed: requirements.txt pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV_FLOOR)
 	$(PY_FLOOR) -m pip install --upgrade pip
-	grep -v -e '^torch===' -e '^torchvision==' -e '^sympy==' requirements.txt > $(VENV_FLOOR)/requirements.txt
+	grep -v -e '^torch===' -e '^torchvision==' requirements.txt > $(VENV_FLOOR)/requirements.txt
 	$(PY_FLOOR) -m pip install -r $(VENV_FLOOR)/requirements.txt $(TORCH_FLOOR)
 	$(PY_FLOOR) -m pip install --no-deps $(D2L)
 	$(PY_FLOOR) -m pip install --no-deps -e .

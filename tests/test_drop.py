@@ -145,7 +145,7 @@ class TestTorchCPUBernoulli:
         "element in memory order and keeps u < p ({}). dropkit.dropout's CPU masks "
         "(dropkit.drop._bernoulli_mask) then differ from F.dropout's and those of "
         "nn.Dropout1d/2d/3d, and chapters 1 and 4 print False where they print True. "
-        "torch 2.1 to 2.4 used MKL's Bernoulli generator on Intel CPUs "
+        "torch 2.5.1 and older used MKL's Bernoulli generator on Intel CPUs "
         "(pytorch#84030): use the torch versions pyproject.toml declares."
     )
 
