@@ -396,6 +396,13 @@ class TestModules:
     def test_repr(self, module, text):
         assert repr(module) == text
 
+    @pytest.mark.parametrize("channel_dim", [0, "1", 1.0, True, None])
+    def test_spatial_module_refuses_a_bad_channel_dim_at_construction(
+        self, channel_dim
+    ):
+        with pytest.raises(ValueError, match=f"channel_dim.*{channel_dim!r}|batch"):
+            SpatialDropout(0.3, channel_dim=channel_dim)
+
     @pytest.mark.parametrize("cls", [Dropout, SpatialDropout, DropPath])
     def test_no_parameters_or_buffers(self, cls):
         m = cls(0.5)

@@ -283,7 +283,15 @@ class SpatialDropout(_DropoutBase):
 
     def __init__(self, p=0.5, channel_dim=1):
         super().__init__(p)
-        self.channel_dim = channel_dim
+        if isinstance(channel_dim, bool) or not isinstance(
+            channel_dim, numbers.Integral
+        ):
+            raise ValueError(f"channel_dim must be an int, but got {channel_dim!r}")
+        if channel_dim == 0:
+            raise ValueError(
+                "channel_dim=0 is the batch dimension; channels are another"
+            )
+        self.channel_dim = int(channel_dim)
 
     def forward(self, x):
         return spatial_dropout(x, self.p, self.training, channel_dim=self.channel_dim)
