@@ -19,8 +19,13 @@ NBVAL := -m pytest --nbval chapters --nbval-sanitize-with tests/nbval_sanitize.c
 TIMED := chapters/memory_speed.ipynb chapters/sequence_dropout.ipynb
 NBVAL_TIMED := -m pytest --nbval $(TIMED) --nbval-sanitize-with tests/nbval_sanitize.cfg
 NB ?= chapters/*.ipynb
+# The oldest torch that pyproject.toml declares, with its torchvision: `make test-floor`
+# runs the unit tests and chapter 1 under it, in a second environment.
+TORCH_FLOOR := torch==2.9.1 torchvision==0.24.1
+VENV_FLOOR ?= .venv-floor
+PY_FLOOR := $(VENV_FLOOR)/bin/python
 
-.PHONY: pdf pdf-test pdf-packages book test lint i18n-check i18n-update unit chapters chapters-native chapters-dispatch2 chapters-timed execute cells replicate sync sync-check build site browser clean
+.PHONY: pdf pdf-test pdf-packages book test test-floor lint i18n-check i18n-update unit chapters chapters-native chapters-dispatch2 chapters-timed execute cells replicate sync sync-check build site browser clean
 
 book: build
 	@echo "The book is at _build/html/index.html, its Chinese edition at _build/html/zh/index.html"
@@ -37,6 +42,22 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PY) -m pip install --no-deps -e .
 	$(PY) -c "from d2l import torch as d2l; import dropkit; print('environment ready')"
 	touch $@
+
+# requirements.txt with the floor's torch and torchvision in place of the pinned ones.
+$(VENV_FLOOR)/.installed: requirements.txt pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV_FLOOR)
+	$(PY_FLOOR) -m pip install --upgrade pip
+	grep -v -e '^torch===' -e '^torchvision==' requirements.txt > $(VENV_FLOOR)/requirements.txt
+	$(PY_FLOOR) -m pip install -r $(VENV_FLOOR)/requirements.txt $(TORCH_FLOOR)
+	$(PY_FLOOR) -m pip install --no-deps $(D2L)
+	$(PY_FLOOR) -m pip install --no-deps -e .
+	$(PY_FLOOR) -c "import torch, dropkit; print('floor environment ready: torch', torch.__version__)"
+	touch $@
+
+# The unit tests and chapter 1 (its stored outputs, exactly) under the floor's torch.
+test-floor: $(VENV_FLOOR)/.installed
+	$(PY_FLOOR) -m pytest tests
+	$(PY_FLOOR) -m pytest --nbval chapters/dropout_from_scratch.ipynb --nbval-sanitize-with tests/nbval_sanitize.cfg
 
 sync: $(VENV)/.installed
 	$(PY) tools/sync.py

@@ -72,7 +72,7 @@ class TestChapter:
         }
         exec(compile(code, "colab-cell", "exec"), namespace)
         installed = " ".join(args for _, args in calls)
-        for package in ("d2l==1.0.3", "mnist1d==", "dropkit @ git+"):
+        for package in ("d2l==1.0.3", "mnist1d==", "timm==", "dropkit @ git+"):
             assert package in installed, f"the Colab cell does not install {package}"
 
     def test_every_code_cell_has_stored_execution(self, chapter):

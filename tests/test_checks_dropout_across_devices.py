@@ -224,7 +224,7 @@ class TestCheckTpDropout:
             (_tp_reseed, "do not change when the ranks' seed changes"),
             (
                 lambda x, p, r, w, s: _tp_right(x, p, r, w, s) * (1 - p),
-                "x / \\(1 - p\\)",
+                "x times lowmem_dropout's scale",
             ),
             (lambda x, p, r, w, s: _tp_right(x, p, r, w, s).double(), "dtype"),
         ],

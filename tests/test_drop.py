@@ -134,6 +134,38 @@ class TestCommonSemantics:
         ]
 
 
+class TestTorchCPUBernoulli:
+    """dropkit.dropout's CPU mask equals F.dropout's because torch's CPU bernoulli_(p)
+    draws one float64 uniform u per element, in memory order, and keeps u < p
+    (dropkit.drop._bernoulli_mask draws the same u). If a torch release changes that
+    kernel, this says why the equalities with torch fail."""
+
+    CAUSE = (
+        "torch {}'s CPU bernoulli_(p) no longer draws one float64 uniform u per "
+        "element in memory order and keeps u < p ({}). dropkit.dropout's CPU masks "
+        "(dropkit.drop._bernoulli_mask) then differ from F.dropout's and those of "
+        "nn.Dropout1d/2d/3d, and chapters 1 and 4 print False where they print True. "
+        "torch 2.5.1 and older used MKL's Bernoulli generator on Intel CPUs "
+        "(pytorch#84030): use the torch versions pyproject.toml declares."
+    )
+
+    @pytest.mark.parametrize("n", [1, 1001, 100_003])
+    @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
+    def test_bernoulli_is_uniform_float64_below_p(self, n, dtype):
+        torch.manual_seed(0)
+        mask = torch.empty(n, dtype=dtype).bernoulli_(0.3)
+        after = torch.get_rng_state()
+        torch.manual_seed(0)
+        u = torch.empty(n, dtype=torch.float64).uniform_()
+        version = torch.__version__
+        assert torch.equal(mask.bool(), u < 0.3), self.CAUSE.format(
+            version, "other masks"
+        )
+        assert torch.equal(after, torch.get_rng_state()), self.CAUSE.format(
+            version, "it consumes the random stream differently"
+        )
+
+
 class TestDropout:
     @pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=str)
     @pytest.mark.parametrize("p", [0.1, 0.3, 0.5, 0.9])
@@ -363,6 +395,13 @@ class TestModules:
     )
     def test_repr(self, module, text):
         assert repr(module) == text
+
+    @pytest.mark.parametrize("channel_dim", [0, "1", 1.0, True, None])
+    def test_spatial_module_refuses_a_bad_channel_dim_at_construction(
+        self, channel_dim
+    ):
+        with pytest.raises(ValueError, match=f"channel_dim.*{channel_dim!r}|batch"):
+            SpatialDropout(0.3, channel_dim=channel_dim)
 
     @pytest.mark.parametrize("cls", [Dropout, SpatialDropout, DropPath])
     def test_no_parameters_or_buffers(self, cls):

@@ -248,3 +248,127 @@ class TestEveryDropoutSwitchedOn:
             wrong = torch.stack([wrong_net(x).softmax(-1) for _ in range(5)]).mean(0)
         torch.manual_seed(6)
         assert not torch.allclose(mc_predict(net, x, 5), wrong, atol=1e-4)
+
+
+def modes_during_passes(model, x):
+    """{module name: its training flag in every one of mc_predict's passes}."""
+    model.eval()
+    seen = []
+    hook = model.register_forward_pre_hook(
+        lambda mod, inp: seen.append({n: m.training for n, m in model.named_modules()})
+    )
+    mc_predict(model, x, 2, softmax=False)
+    hook.remove()
+    assert len(seen) == 2 and seen[0] == seen[1]
+    assert not any(m.training for m in model.modules()), "modes not restored"
+    return seen[0]
+
+
+def switched_on(model, x):
+    return sorted(name for name, on in modes_during_passes(model, x).items() if on)
+
+
+def passes_differ(model, x):
+    model.eval()
+    samples = dropkit.mc_samples(model, x, 2, softmax=False)
+    return not torch.equal(samples[0], samples[1])
+
+
+class Out0(nn.Module):
+    """Keeps the first output of a module that returns a tuple (RNNs, attention)."""
+
+    def __init__(self, module, self_attention=False):
+        super().__init__()
+        self.module, self.self_attention = module, self_attention
+
+    def forward(self, x):
+        args = (x, x, x) if self.self_attention else (x,)
+        return self.module(*args)[0]
+
+
+class TestWhatIsSwitchedOn:
+    """Only dropout: each module whose own mode turns dropout on and nothing else, never
+    its children (issue 30)."""
+
+    def test_weight_drop_leaves_the_wrapped_module_in_eval_mode(self):
+        torch.manual_seed(0)
+        inner = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8))
+        inner.train()(torch.randn(16, 4))
+        net = dropkit.WeightDrop(inner, "0.weight", 0.5).eval()
+        stats = inner[1].running_mean.clone()
+        assert switched_on(net, torch.randn(8, 4)) == [""]
+        assert torch.equal(inner[1].running_mean, stats), "BatchNorm was updated"
+        assert passes_differ(net, torch.randn(8, 4))
+
+    @pytest.mark.parametrize("p", [0.0, 0.3])
+    def test_lstm_dropout_between_layers_follows_the_lstm_wrapped_or_not(self, p):
+        torch.manual_seed(0)
+        lstm = nn.LSTM(4, 8, num_layers=2, dropout=p, batch_first=True)
+        x = torch.randn(3, 5, 4)
+        wrapped = Out0(dropkit.WeightDrop(lstm, "weight_hh_l0", 0.5))
+        assert switched_on(wrapped, x) == (
+            ["module", "module.module"] if p else ["module"]
+        )
+        if p:
+            assert switched_on(Out0(lstm), x) == ["module"]
+            assert passes_differ(Out0(lstm), x)
+
+    @pytest.mark.parametrize("p", [0.0, 0.3])
+    def test_multihead_attention(self, p):
+        torch.manual_seed(0)
+        net = nn.Sequential(
+            nn.Dropout(0.0), Out0(nn.MultiheadAttention(8, 2, dropout=p), True)
+        )
+        x = torch.randn(5, 3, 8)
+        assert switched_on(net, x) == (["0", "1.module"] if p else ["0"])
+        assert passes_differ(net, x) == bool(p)
+
+    def test_transformer_encoder_layer_does_not_take_its_eval_fast_path(self):
+        torch.manual_seed(0)
+        layer = nn.TransformerEncoderLayer(8, 2, 16, dropout=0.2, batch_first=True)
+        x = torch.randn(3, 5, 8)
+        # without hooks, which would also turn the fast path off
+        assert passes_differ(layer.eval(), x), "every pass took the eval fast path"
+        assert switched_on(layer, x) == [
+            "",
+            "dropout",
+            "dropout1",
+            "dropout2",
+            "self_attn",
+        ]
+        off = nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, batch_first=True)
+        assert "" not in switched_on(nn.Sequential(nn.Dropout(0.1), off), x)
+
+    @pytest.mark.parametrize("fused", [True, False])
+    def test_timm_block(self, fused):
+        timm = pytest.importorskip("timm")
+        torch.manual_seed(0)
+        block = timm.models.vision_transformer.Block(
+            8, 2, proj_drop=0.1, attn_drop=0.3, drop_path=0.1
+        )
+        block.attn.fused_attn = fused
+        x = torch.randn(3, 5, 8)
+        assert switched_on(block, x) == [
+            "attn",
+            "attn.attn_drop",
+            "attn.proj_drop",
+            "drop_path1",
+            "drop_path2",
+            "mlp.drop1",
+            "mlp.drop2",
+        ]
+        only_attention = timm.models.vision_transformer.Block(8, 2, attn_drop=0.3)
+        only_attention.attn.fused_attn = fused
+        assert passes_differ(only_attention.eval(), x), "attention dropout stayed off"
+
+    def test_dropkit_vit_block(self):
+        torch.manual_seed(0)
+        block = dropkit.ViTBlock(8, 2, attn_drop=0.3).eval()
+        x = torch.randn(3, 5, 8)
+        assert switched_on(block, x) == [
+            "attn.attn_drop",
+            "attn.proj_drop",
+            "mlp.drop1",
+            "mlp.drop2",
+        ]
+        assert passes_differ(block, x), "attention dropout stayed off"

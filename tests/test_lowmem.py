@@ -6,7 +6,7 @@ import warnings
 
 import pytest
 import torch
-from scipy.stats import binomtest, chisquare, pearsonr
+from scipy.stats import binomtest, chisquare, norm, pearsonr
 from torch.utils.checkpoint import checkpoint
 
 import dropkit.lowmem as lowmem_module
@@ -154,12 +154,38 @@ class TestSemantics:
         assert y.stride() == x.stride()
         assert torch.equal(y != 0, expected.view(x.shape))
 
-    def test_threshold_is_p_in_16_bits_never_0_or_1(self):
-        assert threshold(0.3) == round(0.3 * 2**16)
-        assert threshold(1e-9) == 1 and threshold(1 - 1e-9) == 2**16 - 1
+    def test_threshold_is_p_in_16_bits(self):
+        assert threshold(0.3) == round(0.3 * 2**16) == 19661
+        assert threshold(2**-16) == 1 and threshold(1 - 2**-16) == 2**16 - 1
         n = 1 << 20
-        kept = int((seeded(0, torch.ones(n), 1e-9) != 0).sum())
+        kept = int((seeded(0, torch.ones(n), 2**-16) != 0).sum())
         assert kept < n and binomtest(kept, n, 1 - 2**-16).pvalue > ALPHA
+
+    # T = round(p * 2**16) would be 0 or 2**16: the mask could not drop at that rate
+    @pytest.mark.parametrize("p", [1e-9, 1e-6, 2**-17, 1 - 2**-17, 1 - 1e-7])
+    def test_p_outside_the_16_bit_range_is_refused_naming_p(self, p):
+        for kw in ({}, {"training": False}):
+            with pytest.raises(ValueError, match=f"but got p={p!r}.*dropkit.dropout"):
+                lowmem(torch.ones(4), p, **kw)
+        with pytest.raises(ValueError, match=f"but got p={p!r}"):
+            LowMemDropout(p)
+
+    @pytest.mark.parametrize("p", [2**-17 + 1e-9, 1 - 2**-17 - 1e-9, 0.3, 0.99999])
+    def test_scale_is_the_inverse_of_the_keep_rate(self, p):
+        t = threshold(p)
+        scale = float(_constants(p, torch.float64, torch.device("cpu"))[1])
+        assert 1 <= t <= 2**16 - 1 and scale == 2**16 / (2**16 - t)
+        y = lowmem(torch.ones(64, dtype=torch.float64), p)
+        assert set(y.unique().tolist()) <= {0.0, scale}
+
+    def test_mean_equals_the_input_at_the_ends(self):
+        # p = 0.99999 keeps with probability 2**-16; scaling by 1/(1-p) would give
+        # E[y] = 1.53 x, 8 standard errors away on 2**24 elements.
+        n, p = 1 << 24, 0.99999
+        y = lowmem(torch.ones(n, dtype=torch.float64), p)
+        scale = 2**16 / (2**16 - threshold(p))
+        z = (y.mean().item() - 1) / ((scale - 1) / n) ** 0.5
+        assert 2 * norm.sf(abs(z)) > ALPHA, f"mean {y.mean().item():.4f}, z = {z:.1f}"
 
     @pytest.mark.parametrize("compile", [False, True])
     @pytest.mark.parametrize("batch", [2, 8])  # per-element path, slabs
@@ -195,7 +221,7 @@ class TestSemantics:
             f"saved {[(t.dtype, tuple(t.shape)) for t in saved]} for backward"
         )
         y.backward(torch.ones_like(y))
-        assert torch.equal(x.grad, (y.detach() != 0).float() * torch.tensor(1 / 0.75))
+        assert torch.equal(x.grad, (y.detach() != 0).float() * torch.tensor(4 / 3))
 
     def test_gradcheck(self):
         x = torch.randn(5, 7, dtype=torch.float64, requires_grad=True)
@@ -216,9 +242,8 @@ class TestSemantics:
         compiled = seeded(11, x, 0.3, compile=True)
         assert torch.equal(compiled, seeded(11, x, 0.3))
         compiled.sum().backward()
-        assert torch.equal(
-            x.grad, (compiled.detach() != 0).float() * torch.tensor(1 / 0.7)
-        )
+        scale = torch.tensor(2**16 / (2**16 - threshold(0.3)))
+        assert torch.equal(x.grad, (compiled.detach() != 0).float() * scale)
 
     @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=str)
     def test_autocast(self, dtype):
@@ -418,6 +443,7 @@ class TestCompilePath:
             return run
 
         monkeypatch.setattr(lowmem_module, "_kernels", {})
+        monkeypatch.setattr(lowmem_module, "_trusted", set())
         monkeypatch.setattr(lowmem_module.torch, "compile", broken)
         levels = {
             name: logging.getLogger(name).level
@@ -434,6 +460,7 @@ class TestCompilePath:
         ]
         assert len(messages) == 2, messages  # once for float32, once for float64
         assert "cpu torch.float32" in messages[0] and "no compiler here" in messages[0]
+        assert "failed to compile" in messages[0]
         assert torch.equal(y, seeded(0, x, 0.5))
         after = {name: logging.getLogger(name).level for name in levels}
         assert after == levels, "lowmem_dropout changed a logger's level"
@@ -443,6 +470,72 @@ class TestCompilePath:
             warnings.simplefilter("error", RuntimeWarning)
             seeded(0, torch.randn(256), 0.5, compile=True)
         assert lowmem_module._kernels.get(("cpu", torch.float32)) is not None
+
+    @pytest.mark.parametrize("branch", ["lanes", "slabs", "elements"])
+    def test_a_kernel_that_fails_its_known_answers_is_not_used(
+        self, monkeypatch, branch
+    ):
+        # A miscompiled kernel (as inductor's cache gave under AVX2, issue 30): one
+        # element of every output wrong. It must be caught before its first use on
+        # each of the kernel's paths, and the call must give the eager values.
+        def miscompiled(fn, **kw):
+            def run(t, *args):
+                out = fn(t, *args).clone()
+                out.view(-1)[-1] += 1
+                return out
+
+            return run
+
+        monkeypatch.setattr(lowmem_module, "_kernels", {})
+        monkeypatch.setattr(lowmem_module, "_trusted", set())
+        monkeypatch.setattr(lowmem_module.torch, "compile", miscompiled)
+        x = {
+            "lanes": torch.randn(3, 1001),
+            "slabs": torch.randn(16, 3, 4, 5).to(memory_format=torch.channels_last),
+            "elements": torch.randn(7, 9).t(),
+        }[branch]
+        with pytest.warns(RuntimeWarning, match="failed its known-answer test") as w:
+            y = seeded(0, x, 0.3, compile=True)
+        assert "cpu torch.float32" in str(w[0].message)
+        assert lowmem_module._kernels[("cpu", torch.float32)] is None
+        assert torch.equal(y, seeded(0, x, 0.3))
+
+    def test_each_path_is_checked_before_its_first_compiled_use(self, monkeypatch):
+        monkeypatch.setattr(lowmem_module, "_trusted", set())
+        tested = []
+        known = lowmem_module._known_answers
+
+        def spy(compiled, device, dtype, branch):
+            tested.append(branch)
+            return known(compiled, device, dtype, branch)
+
+        monkeypatch.setattr(lowmem_module, "_known_answers", spy)
+        cl = torch.channels_last
+        for x in (
+            torch.randn(4099),
+            torch.randn(2, 3, 5),  # lanes again: no new test
+            torch.randn(6, 3, 4, 5).to(memory_format=cl),
+            torch.randn(16, 3, 4, 5).to(memory_format=cl),
+        ):
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", RuntimeWarning)
+                assert torch.equal(seeded(0, x, 0.3, compile=True), seeded(0, x, 0.3))
+        assert tested == ["lanes", "elements", "slabs"]
+
+    def test_known_answers_cover_every_path_with_odd_sizes(self):
+        cases = lowmem_module._CASES
+        assert set(cases) == {"lanes", "slabs", "elements"}
+        for branch, shapes in cases.items():
+            for shape, layout in shapes:
+                x = torch.empty(shape)
+                x = x.t() if layout == "t" else x
+                if isinstance(layout, torch.memory_format):
+                    x = x.to(memory_format=layout)
+                tp, perm, logical = lowmem_module._dense_order(x)
+                assert lowmem_module._branch(logical, perm) == branch, (shape, layout)
+            # sizes that are no whole number of AVX-512 vectors (16 floats)
+            sizes = [torch.Size(shape).numel() for shape, _ in shapes]
+            assert any(n % 16 for n in sizes), f"{branch}: only multiples of 16"
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

@@ -279,6 +279,20 @@ class TestAutograd:
             grads.append([p.grad.clone() for p in layer.parameters()])
         assert all(torch.equal(a, b) for a, b in zip(*grads))
 
+    def test_a_generator_of_its_own_is_refused_under_checkpoint(self):
+        """checkpoint replays torch's default generators only: a generator of the
+        caller's own would give the recomputation another mask."""
+        gen = torch.Generator().manual_seed(0)
+        x = torch.randn(4, 8, requires_grad=True)
+        layer = torch.nn.Linear(8, 2)  # saves its input: backward recomputes it
+
+        def block(t):
+            return layer(sharded_dropout(t, 0.5, generator=gen, compile=False)).sum()
+
+        out = checkpoint(block, x, use_reentrant=False)
+        with pytest.raises(RuntimeError, match="sharded_dropout was called with gen"):
+            out.backward()
+
     def test_p_one_gives_zeros_and_zero_gradient(self):
         x = torch.randn(3, 4, requires_grad=True)
         y = sharded_dropout(x, 1.0, global_shape=(6, 4), offset=(3, 0))
@@ -370,7 +384,7 @@ class TestBadInput:
             sharded_dropout(torch.ones(3, dtype=torch.int64), 0.5)
 
     def test_generator_type(self):
-        with pytest.raises(TypeError, match="generator must be a torch.Generator"):
+        with pytest.raises(TypeError, match="sharded_dropout: generator must be a"):
             sharded_dropout(torch.ones(3), 0.5, generator=0)
 
 

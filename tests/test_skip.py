@@ -70,6 +70,38 @@ class TestDropPathResidual:
             )
         torch.testing.assert_close(x.grad, 2 * x.detach())
 
+    def test_all_dropped_never_runs_the_branch(self):
+        # some attention kernels refused a batch of 0 (pytorch#133780)
+        def branch(t):
+            raise AssertionError(f"the branch ran on a batch of {t.shape[0]}")
+
+        x = torch.randn(4, 3, requires_grad=True)
+        out = drop_path_residual(x, branch, 1.0)
+        assert torch.equal(out, x) and out is not x
+        out.sum().backward()
+        assert torch.equal(x.grad, torch.ones_like(x))
+
+    def test_all_dropped_params_of_a_callable_branch(self):
+        f = branch_module()
+        out = drop_path_residual(
+            torch.randn(4, 16), lambda t: f(t), 1.0, params=f.parameters()
+        )
+        out.sum().backward()
+        assert all(torch.equal(q.grad, torch.zeros_like(q)) for q in f.parameters())
+        f.zero_grad(set_to_none=True)
+        x = torch.randn(4, 16, requires_grad=True)
+        drop_path_residual(x, lambda t: f(t), 1.0).sum().backward()
+        assert all(q.grad is None for q in f.parameters()), "no params: no gradients"
+
+    def test_all_dropped_draws_as_drop_path_does(self):
+        x = torch.randn(6, 4)
+        torch.manual_seed(0)
+        drop_path_residual(x, torch.tanh, 1.0)
+        after = torch.rand(1)
+        torch.manual_seed(0)
+        drop_path(x, 1.0)
+        assert torch.equal(after, torch.rand(1))
+
     @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=str)
     def test_autocast_matches_masking(self, dtype):
         f = branch_module()
@@ -139,6 +171,18 @@ class TestViTBlockSkipDropped:
             torch.testing.assert_close(
                 q1.grad, q2.grad, msg=lambda m, n=name: f"{n}: {m}"
             )
+
+    def test_all_dropped_gives_every_parameter_a_zero_gradient(self):
+        from dropkit import ViTBlock
+
+        torch.manual_seed(0)
+        block = ViTBlock(16, 2, drop_path=1.0, skip_dropped=True).train()
+        x = torch.randn(3, 5, 16, requires_grad=True)
+        out = block(x)
+        assert torch.equal(out, x)
+        out.sum().backward()
+        for name, q in block.named_parameters():
+            assert q.grad is not None and not q.grad.any(), name
 
     def test_eval_and_no_drop_path_unchanged(self):
         from dropkit import ViTBlock

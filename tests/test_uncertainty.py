@@ -70,6 +70,22 @@ class TestMeasures:
         )
         assert variation_ratio(s).dtype == torch.float64
 
+    @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=str)
+    def test_low_precision_softmax_is_accepted(self, dtype):
+        # bfloat16 rounds each probability to 2**-8 of itself: rows of its softmax sum
+        # to 1 only within 2**-8, beyond the 1e-3 allowed in float32 (issue 30)
+        torch.manual_seed(0)
+        s = (4 * torch.randn(8, 500, 10)).softmax(-1).to(dtype)
+        far = (s.double().sum(-1) - 1).abs().max().item()
+        if dtype == torch.bfloat16:
+            assert far > 1e-3, "this test needs rows that float32's tolerance rejects"
+        for fn in (predictive_entropy, mutual_information, variation_ratio):
+            assert fn(s).dtype == dtype
+        with pytest.raises(ValueError, match=f"within .* in {dtype}.*not logits"):
+            predictive_entropy(torch.randn(4, 3, 5).to(dtype))
+        with pytest.raises(ValueError, match="not logits"):
+            predictive_entropy((s * 1.05).to(dtype))
+
     @pytest.mark.parametrize(
         "fn",
         [predictive_entropy, expected_entropy, mutual_information, variation_ratio],

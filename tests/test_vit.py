@@ -74,6 +74,38 @@ class TestLibraryEquality:
             "differs from torchvision stochastic_depth(mode='row')"
         )
 
+    @pytest.mark.parametrize("scale_by_keep", [True, False])
+    def test_one_stream_with_timm_and_torchvision_over_a_schedule_reaching_1(
+        self, scale_by_keep
+    ):
+        # drop_path at p = 1 draws its mask, as timm and torchvision do, so that the
+        # calls after it take the same random numbers (issue 30)
+        from torchvision.ops import stochastic_depth
+
+        rates = drop_path_rates(1.0, 5) * 2  # 0, 0.25, 0.5, 0.75, 1, then again
+        x = torch.randn(16, 3, 8)
+        runs = {
+            "dropkit": lambda t, p: drop_path(t, p, scale_by_keep=scale_by_keep),
+            "timm": lambda t, p: timm.layers.drop_path(
+                t, p, training=True, scale_by_keep=scale_by_keep
+            ),
+        }
+        if scale_by_keep:
+            runs["torchvision"] = lambda t, p: stochastic_depth(t, p, "row")
+        outs = {}
+        for name, f in runs.items():
+            torch.manual_seed(5)
+            outs[name] = [f(x, p) for p in rates]
+        for name in runs:
+            for p, a, b in zip(rates, outs["dropkit"], outs[name]):
+                assert torch.equal(a, b), f"differs from {name} at p={p}"
+        torch.manual_seed(5)
+        drop_path(x, 1.0)
+        after = torch.rand(1)
+        torch.manual_seed(5)
+        torch.empty(16, 1, 1).bernoulli_(0.0)
+        assert torch.equal(after, torch.rand(1)), "p = 1 drew another amount"
+
     def test_module_equals_timm_module(self):
         x = torch.randn(32, 8)
         torch.manual_seed(4)

@@ -42,15 +42,17 @@ FIX = (
     "to rewrite src/dropkit."
 )
 
-# Pinned so that a chapter opened in Colab gets the versions the book was checked with.
+# Pinned so that a chapter opened in Colab gets the versions the book was checked with
+# (timm too: chapter 5 needs timm >= 1.0.21 for calculate_drop_path_rates, and Colab's
+# own timm may be older).
 D2L_VERSION = "1.0.3"
 COLAB_CELL = """\
-# Colab only (elsewhere it does nothing): install dropkit, d2l and mnist1d.
+# Colab only (elsewhere it does nothing): install dropkit, d2l, mnist1d and timm.
 import sys
 
 if "google.colab" in sys.modules:
     %pip install -q --no-deps d2l=={d2l}
-    %pip install -q mnist1d=={mnist1d}
+    %pip install -q mnist1d=={mnist1d} timm=={timm}
     %pip install -q "dropkit @ git+{url}@{branch}\""""
 
 
@@ -237,6 +239,7 @@ def colab_cell() -> str:
     return COLAB_CELL.format(
         d2l=D2L_VERSION,
         mnist1d=pins["mnist1d"],
+        timm=pins["timm"],
         url=config["url"].rstrip("/"),
         branch=config.get("branch", "main"),
     )

@@ -12,7 +12,7 @@ import torch
 from torch.nn import functional as F
 
 from dropkit.drop import dropout
-from dropkit.lowmem import lowmem_dropout
+from dropkit.lowmem import _isa_options, lowmem_dropout
 
 
 def warm_memory():
@@ -73,8 +73,10 @@ def ratio(times, name, base="clone"):
 def _compiled(fn, example):
     """torch.compile(fn) if it compiles for ``example``, else fn, with a warning.
     Static shapes: each size gets its own kernel, as in a model of fixed shapes (a
-    kernel for symbolic sizes gets its threading from the size it was compiled at)."""
-    compiled = torch.compile(fn, dynamic=False)
+    kernel for symbolic sizes gets its threading from the size it was compiled at), and
+    the vector width named, as for lowmem_dropout's kernel (see _isa_options)."""
+    options = _isa_options(example.device.type)
+    compiled = torch.compile(fn, dynamic=False, options=options)
     try:
         compiled(example)
     except Exception as err:  # no C++ compiler, an inductor bug for this CPU, ...

@@ -7,7 +7,13 @@ import numbers
 import torch
 import torch.nn.functional as F
 
-from dropkit.drop import _check_input, _check_p, _DropoutBase, _zeros
+from dropkit.drop import (
+    _check_generator,
+    _check_input,
+    _check_p,
+    _DropoutBase,
+    _zeros,
+)
 
 
 class _BlockMask(torch.autograd.Function):
@@ -57,6 +63,7 @@ def _drop_block(
         )
     if not training or p == 0.0:
         return x
+    _check_generator(generator, op)
     if p == 1.0:  # drop everything; the gamma formula alone would keep some entries
         return _zeros(x)
     # gamma as torchvision computes it, to the last bit: p*H*W / (b^2 (H-b+1)(W-b+1))

@@ -31,6 +31,43 @@ def _check_input(x, op):
         )
 
 
+def _in_backward():
+    """True while autograd runs a backward pass (a graph task is under way)."""
+    task = getattr(torch._C, "_current_graph_task_id", None)
+    return task is not None and task() != -1
+
+
+def _check_generator(generator, op):
+    """Raise unless ``generator`` is None or a torch.Generator that this call may draw
+    from, with the cause and the fix.
+
+    torch.utils.checkpoint (either mode) recomputes a checkpointed forward during the
+    backward pass, restoring only torch's default generators first. A generator of the
+    user's own would give the recomputation its *next* numbers, so backward would use
+    another mask than forward: wrong gradients, and no error from checkpoint, whose
+    check compares shapes and dtypes only. Every recomputation runs inside a backward
+    pass, so a draw from such a generator there is refused.
+    """
+    if generator is None:
+        return
+    if not isinstance(generator, torch.Generator):
+        raise TypeError(
+            f"{op}: generator must be a torch.Generator or None, but got "
+            f"{type(generator).__name__}"
+        )
+    defaults = (torch.default_generator, *getattr(torch.cuda, "default_generators", ()))
+    if _in_backward() and not any(generator is g for g in defaults):
+        raise RuntimeError(
+            f"{op} was called with generator= during a backward pass, which is where "
+            "torch.utils.checkpoint recomputes a checkpointed forward. Checkpoint "
+            "replays torch's default generators only, so this call would draw the "
+            "generator's next numbers and backward would use another mask than "
+            "forward (wrong gradients). Inside a checkpointed function leave "
+            "generator=None (checkpoint replays the default generator), or move the "
+            "call out of the checkpointed function."
+        )
+
+
 def _noise_shape(x, noise_shape):
     """Resolve a Keras-style noise_shape against x: None becomes the axis size."""
     if noise_shape is None:
@@ -108,10 +145,14 @@ def _zeros(x):
     return x.masked_fill(x.new_ones((), dtype=torch.bool), 0)
 
 
-def _drop(x, p, shape, scale, generator):
-    """Multiply x by a mask of 0s and 1/(1-p)s of the given (broadcastable) shape."""
+def _drop(x, p, shape, scale, generator, draw_at_1=False):
+    """Multiply x by a mask of 0s and 1/(1-p)s of the given (broadcastable) shape.
+    At p = 1 it draws the mask only if ``draw_at_1``: F.dropout draws nothing there,
+    timm's and torchvision's DropPath draw it (and then zero everything)."""
     keep = 1.0 - p
     if keep == 0.0:
+        if draw_at_1:
+            _bernoulli_mask(x, shape, keep, generator)
         return _zeros(x)  # everything dropped
     mask = _bernoulli_mask(x, shape, keep, generator)
     return _MaskedScale.apply(x, mask, keep if scale else 1.0)
@@ -136,6 +177,9 @@ def dropout(x, p=0.5, training=True, *, noise_shape=None, generator=None):
             along that axis), ``None`` or the axis size (independent draws).
             ``None`` (default) drops entries independently.
         generator: a ``torch.Generator`` for the mask; by default torch's global one.
+            ``torch.utils.checkpoint`` cannot replay a generator of your own: called
+            with one while a checkpointed forward is recomputed, it raises a
+            ``RuntimeError`` rather than give wrong gradients.
 
     Shape:
         output has the shape, dtype, device and memory layout of ``x``.
@@ -156,6 +200,7 @@ def dropout(x, p=0.5, training=True, *, noise_shape=None, generator=None):
     shape = _noise_shape(x, noise_shape)
     if not training or p == 0.0:
         return x
+    _check_generator(generator, "dropout")
     return _drop(x, p, shape, True, generator)
 
 
@@ -227,6 +272,7 @@ def spatial_dropout(x, p=0.5, training=True, *, channel_dim=1, generator=None):
         )
     if not training or p == 0.0:
         return x
+    _check_generator(generator, "spatial_dropout")
     shape = [1] * x.dim()
     shape[0], shape[c] = x.shape[0], x.shape[c]
     return _drop(x, p, shape, True, generator)
@@ -237,7 +283,15 @@ class SpatialDropout(_DropoutBase):
 
     def __init__(self, p=0.5, channel_dim=1):
         super().__init__(p)
-        self.channel_dim = channel_dim
+        if isinstance(channel_dim, bool) or not isinstance(
+            channel_dim, numbers.Integral
+        ):
+            raise ValueError(f"channel_dim must be an int, but got {channel_dim!r}")
+        if channel_dim == 0:
+            raise ValueError(
+                "channel_dim=0 is the batch dimension; channels are another"
+            )
+        self.channel_dim = int(channel_dim)
 
     def forward(self, x):
         return spatial_dropout(x, self.p, self.training, channel_dim=self.channel_dim)
@@ -252,10 +306,12 @@ def drop_path(x, p=0.0, training=True, *, scale_by_keep=True, generator=None):
     Meant for the residual branch of a block, ``x + drop_path(f(x), p)``: the mask has
     shape ``(N, 1, ..., 1)``, so for each sample the branch is either kept (scaled by
     $1/(1-p)$ when ``scale_by_keep``) or skipped. In eval mode, or at p = 0, it returns
-    ``x`` itself; at p = 1 it returns zeros (never NaN). On CPU it equals timm's
-    ``drop_path`` and torchvision's ``stochastic_depth(mode="row")`` bit for bit under
-    the same seed: all three draw the mask with ``bernoulli_`` on a tensor made from
-    ``x``.
+    ``x`` itself; at p = 1 it returns zeros (never NaN), after drawing the mask as
+    timm and torchvision do, so that the random stream does not depend on p. On CPU it
+    equals timm's ``drop_path`` and torchvision's ``stochastic_depth(mode="row")`` bit
+    for bit under the same seed, at every p: they draw the mask with ``bernoulli_``
+    on a tensor made from ``x``, dropkit the float64 uniforms that ``bernoulli_``
+    draws on the CPU.
 
     Args: ``x`` (N, ...), ``p`` (default 0.0), ``training`` and ``generator`` as in
     :func:`dropout`; ``scale_by_keep``: divide kept samples by 1 - p (default True).
@@ -274,7 +330,9 @@ def drop_path(x, p=0.0, training=True, *, scale_by_keep=True, generator=None):
     if not training or p == 0.0:
         return x
     shape = (x.shape[0],) + (1,) * (x.dim() - 1)
-    return _drop(x, p, shape, bool(scale_by_keep), generator)
+    _check_generator(generator, "drop_path")
+    # drawn at p = 1 too, as timm and torchvision do, so that the streams stay together
+    return _drop(x, p, shape, bool(scale_by_keep), generator, draw_at_1=True)
 
 
 class DropPath(_DropoutBase):

@@ -10,22 +10,65 @@ from torch import nn
 from dropkit.drop import _DropoutBase
 
 # Every dropkit dropout module (Dropout, SpatialDropout, DropPath, AlphaDropout,
-# GaussianDropout, ...) and every torch one (Dropout, Dropout1d/2d/3d, AlphaDropout,
-# FeatureAlphaDropout).
+# GaussianDropout, LowMemDropout, WeightDrop, ...) and every torch one (Dropout,
+# Dropout1d/2d/3d, AlphaDropout, FeatureAlphaDropout).
 _DROPOUT_TYPES = (_DropoutBase, nn.modules.dropout._DropoutNd)
+
+
+def _p(module):
+    return getattr(module, "p", 0.0) if isinstance(module, _DROPOUT_TYPES) else 0.0
+
+
+def _dropout_sites(model):
+    """The modules whose own mode turns dropout on and nothing else (see mc_predict)."""
+    sites = []
+    for m in model.modules():
+        if isinstance(m, _DROPOUT_TYPES):
+            sites.append(m)
+        elif isinstance(m, (nn.RNNBase, nn.MultiheadAttention)):
+            if m.dropout > 0:  # between an RNN's layers; on the attention weights
+                sites.append(m)
+        elif isinstance(m, nn.TransformerEncoderLayer):
+            # in eval mode its fast path skips its dropout modules
+            if m.self_attn.dropout > 0 or any(_p(c) > 0 for c in m.children()):
+                sites.append(m)
+        elif isinstance(getattr(m, "fused_attn", None), bool):
+            # timm's attention: the fused path reads dropout_p from its own mode
+            if _p(getattr(m, "attn_drop", None)) > 0 or getattr(m, "attn_drop_p", 0):
+                sites.append(m)
+        elif type(m).__name__ == "DropPath" and getattr(m, "drop_prob", 0) > 0:
+            sites.append(m)  # timm's DropPath
+    return sites
 
 
 def mc_predict(model, x, k, *, softmax=True):
     """Monte-Carlo dropout: the mean over ``k`` stochastic forward passes of ``model``.
 
-    During the passes every dropout module is in training mode, and only those: every
-    dropkit module (a subclass of ``dropkit.drop._DropoutBase``: ``Dropout``,
-    ``SpatialDropout``, ``DropPath``, ``AlphaDropout``, ``GaussianDropout``, ...) and
-    every torch one (a subclass of ``_DropoutNd``: ``nn.Dropout``,
-    ``nn.Dropout1d/2d/3d``, ``nn.AlphaDropout``, ``nn.FeatureAlphaDropout``). Everything
-    else is in evaluation mode, so BatchNorm uses its running statistics and does not
-    update them. Each module's mode is restored afterwards, also when a pass raises.
-    Runs under ``torch.no_grad()``. Dropout applied functionally, as
+    During the passes the model applies every dropout it applies in training, and
+    nothing else changes: a module is put in training mode only where its own mode
+    turns dropout on and nothing else, and only that module, never its children
+    (``nn.Module.train()`` would recurse):
+
+    - dropout modules: every dropkit one (a subclass of ``dropkit.drop._DropoutBase``:
+      ``Dropout``, ``SpatialDropout``, ``DropPath``, ``LowMemDropout``, ``WeightDrop``,
+      ...) and every torch one (``nn.Dropout``, ``nn.Dropout1d/2d/3d``,
+      ``nn.AlphaDropout``, ``nn.FeatureAlphaDropout``);
+    - modules whose built-in dropout follows their own mode: ``nn.RNN``, ``nn.LSTM``
+      and ``nn.GRU`` with ``dropout > 0`` (between layers), ``nn.MultiheadAttention``
+      with ``dropout > 0`` (on the attention weights), ``nn.TransformerEncoderLayer``
+      (in eval mode its fast path skips its dropout modules), timm's attention modules
+      (a ``fused_attn`` flag and an ``attn_drop`` with p > 0: the fused path reads
+      ``dropout_p`` from the attention module's mode, the other path from
+      ``attn_drop``'s) and timm's ``DropPath``.
+
+    So in timm's ``Block`` the attention module, ``attn_drop``, ``proj_drop``, the
+    MLP's two dropouts and the two DropPaths are on; in dropkit's ``ViTBlock`` the same
+    dropouts (its attention reads ``attn_drop``'s mode); in a ``WeightDrop`` the dropped
+    weights, while the module it wraps stays in eval mode unless it is itself one of the
+    above (an ``nn.LSTM(dropout=p)`` drops between layers as it does unwrapped).
+    Everything else is in evaluation mode, so BatchNorm uses its running statistics and
+    does not update them. Each module's mode is restored afterwards, also when a pass
+    raises. Runs under ``torch.no_grad()``. Dropout applied functionally, as
     ``F.dropout(x, p, training=self.training)`` inside some other module's forward,
     follows that module's mode and so stays off: give such a model dropout modules.
 
@@ -35,7 +78,7 @@ def mc_predict(model, x, k, *, softmax=True):
     (Hinton et al., 2012), and only an approximation of it otherwise.
 
     Args:
-        model: a ``torch.nn.Module`` with at least one dropout module.
+        model: a ``torch.nn.Module`` with at least one dropout site (above).
         x: the input batch.
         k: number of stochastic passes, a positive integer.
         softmax: if True (default), return the mean of the **softmax probabilities**
@@ -60,7 +103,7 @@ def mc_predict(model, x, k, *, softmax=True):
             "k, the number of stochastic passes, must be a positive integer, "
             f"but got {k!r}"
         )
-    droppers = [m for m in model.modules() if isinstance(m, _DROPOUT_TYPES)]
+    droppers = _dropout_sites(model)
     if not droppers:
         raise ValueError(
             f"mc_predict found no dropout module in the {type(model).__name__}: every "
@@ -71,7 +114,7 @@ def mc_predict(model, x, k, *, softmax=True):
     try:
         model.eval()
         for m in droppers:
-            m.train()
+            m.training = True  # this module only: train() would recurse
         with torch.no_grad():
             total = None
             for _ in range(int(k)):

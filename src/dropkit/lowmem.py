@@ -7,7 +7,13 @@ import warnings
 import torch
 from torch.nn import functional as F
 
-from dropkit.drop import _check_input, _check_p, _DropoutBase, _zeros
+from dropkit.drop import (
+    _check_generator,
+    _check_input,
+    _check_p,
+    _DropoutBase,
+    _zeros,
+)
 
 _MASK32 = 0xFFFFFFFF
 _PHILOX_M = (0xD2511F53, 0xCD9E8D57)  # round multipliers
@@ -118,57 +124,135 @@ def _apply_mask(t, key, threshold, scale, shape, perm):
     return torch.stack(out).view(-1)[:n].view(t.shape)
 
 
-# (device type, dtype) -> the compiled kernel, or None once compiling failed there
+# (device type, dtype) -> the compiled kernel, or None where compiling failed or the
+# compiled kernel gave other masks than the eager code
 _kernels = {}
 
 
-def _kernel(t, *args):
-    """Run _apply_mask compiled where torch.compile works for t's device and dtype, else
-    eagerly (the same values), saying once per device and dtype why it fell back."""
-    if torch.compiler.is_compiling():  # inside a compiled model: its compiler fuses it
+def _isa_options(device_type):
+    """torch.compile options that tie inductor's cached C++ to the vector instructions.
+
+    On the CPU, inductor writes C++ for one vector instruction set (AVX-512, AVX2 or
+    none, as ATEN_CPU_CAPABILITY or the CPU selects), and torch 2.13 caches that code
+    under a key without it: code for 16-lane AVX-512 vectors, compiled for 8-lane AVX2,
+    steps 16 elements at a time and computes 8, leaving the rest of the output
+    unwritten. Naming the vector width (``cpp.simdlen``) puts it in the key."""
+    try:  # inductor's own choice; 0 (no vector instructions) is a width too
+        from torch._inductor.cpu_vec_isa import pick_vec_isa
+
+        options = {"cpp.simdlen": pick_vec_isa().bit_width()}
+        torch.compile(_apply_mask, options=options)  # torch < 2.6 refuses an int here
+    except Exception:  # the known-answer test still guards
+        return {}
+    return options if device_type == "cpu" else {}
+
+
+def _branch(shape, perm):
+    """Which of _apply_mask's three paths a tensor takes."""
+    if perm == tuple(range(len(perm))):
+        return "lanes"
+    return "slabs" if perm[0] == 0 and shape[0] % _LANES == 0 else "elements"
+
+
+# The known answers of each path, odd sizes included: (shape, memory format).
+_CASES = {
+    "lanes": [((1000,), None), ((3, 1367), None), ((8, 9), None)],
+    "slabs": [
+        ((16, 3, 5, 7), torch.channels_last),
+        ((24, 5, 3, 3), torch.channels_last),
+    ],
+    "elements": [((6, 3, 5, 7), torch.channels_last), ((9, 13), "t")],
+}
+_trusted = set()  # (device type, dtype, path) that passed their known answers
+
+
+def _known_answers(compiled, device, dtype, branch):
+    """None if ``compiled`` gives _apply_mask's eager values on the known answers of
+    ``branch``, else what differed."""
+    key = torch.tensor([0x243F6A88, 0x85A308D3], dtype=torch.int64, device=device)
+    threshold = torch.tensor(19661, dtype=torch.int64, device=device)  # p = 0.3
+    scale = torch.tensor(2**16 / (2**16 - 19661), dtype=dtype, device=device)
+    gen = torch.Generator().manual_seed(0)
+    for shape, layout in _CASES[branch]:
+        x = torch.randn(shape, generator=gen).to(device, dtype)
+        if layout == "t":
+            x = x.t()
+        elif layout is not None:
+            x = x.to(memory_format=layout)
+        tp, perm, shape = _dense_order(x)
+        args = (key, threshold, scale, shape, perm)
+        got, expected = compiled(tp, *args), _apply_mask(tp, *args)
+        if not torch.equal(got, expected):
+            wrong = int((got != expected).sum())
+            return f"{wrong} of {got.numel()} values differ at shape {tuple(x.shape)}"
+    return None
+
+
+def _fall_back(where, cause):  # eager from now on for this device and dtype
+    _kernels[where] = None
+    warnings.warn(
+        f"lowmem_dropout: the compiled kernel for {where[0]} {where[1]} {cause}; "
+        "running eagerly there (same masks, slower)",
+        RuntimeWarning,
+        stacklevel=7,
+    )
+
+
+def _kernel(t, key, threshold, scale, shape, perm):
+    """_apply_mask compiled once the kernel for t's device and dtype has given the eager
+    values on the known answers of t's path; else eagerly, saying once why."""
+    args = (key, threshold, scale, shape, perm)
+    if torch.compiler.is_compiling() or t.numel() < _LANES:  # in a model's graph; tiny
         return _apply_mask(t, *args)
     where = (t.device.type, t.dtype)
-    compiled = _kernels.get(where, ...)
-    if compiled is ...:
-        # From its second input shape on, torch.compile makes sizes symbolic, and
-        # inductor decides from that call's size whether the C++ loop runs on several
-        # threads: a small tensor there would leave every later call on one thread.
-        # dynamic_threads leaves that choice to OpenMP, at run time.
-        compiled = _kernels[where] = torch.compile(
-            _apply_mask, dynamic=None, options={"cpp.dynamic_threads": True}
-        )
-    if compiled is not None:
+    if where not in _kernels:
+        # Sizes symbolic from the first call, and dynamic_threads: OpenMP picks the
+        # threads at run time, not inductor from the size the kernel was compiled at.
+        options = {"cpp.dynamic_threads": True, **_isa_options(t.device.type)}
+        _kernels[where] = torch.compile(_apply_mask, dynamic=True, options=options)
+    branch = _branch(shape, perm)
+    if _kernels[where] is not None and where + (branch,) not in _trusted:
         try:
-            return compiled(t, *args)
+            wrong = _known_answers(_kernels[where], t.device, t.dtype, branch)
         except Exception as err:  # no C++ compiler, no Triton for this GPU, ...
-            _kernels[where] = None
-            warnings.warn(
-                f"lowmem_dropout: torch.compile failed on {t.device.type} {t.dtype} "
-                f"({type(err).__name__}: {err}); running eagerly there (same masks, "
-                "slower)",
-                RuntimeWarning,
-                stacklevel=4,
-            )
+            _fall_back(where, f"failed to compile ({type(err).__name__}: {err})")
+        else:
+            if wrong is None:
+                _trusted.add(where + (branch,))
+            else:
+                _fall_back(where, f"failed its known-answer test ({wrong})")
+    if _kernels[where] is not None:
+        try:
+            return _kernels[where](t, *args)
+        except Exception as err:  # a shape that does not compile
+            _fall_back(where, f"failed to compile ({type(err).__name__}: {err})")
     return _apply_mask(t, *args)
 
 
 def _dense_order(t):
-    """(t as a contiguous tensor of permuted dims, the permutation): a view when t is
-    dense in some dim order (contiguous, channels_last, transposed), so its layout is
-    kept."""
+    """(t as a contiguous tensor of permuted dims, the permutation, the logical shape):
+    a view when t is dense in some dim order (channels_last, transposed), so its layout
+    is kept; a contiguous tensor of any rank as one dim: one kernel serves them all."""
+    shape = tuple(t.shape)
     for _ in range(2):
+        if t.is_contiguous():
+            return t.view(-1), (0,), (t.numel(),)
         perm = tuple(sorted(range(t.dim()), key=lambda d: (-t.stride(d), d)))
         if t.permute(perm).is_contiguous():
-            return t.permute(perm), perm
+            return t.permute(perm), perm, shape
         t = t.clone()  # not dense (a slice, say): a dense copy in t's stride order
-    return t.contiguous(), tuple(range(t.dim()))  # ties between size-1 dims: row-major
+    return t.contiguous().view(-1), (0,), (t.numel(),)  # ties between size-1 dims
 
 
 def _masked(t, key, threshold, scale, compile):
-    tp, perm = _dense_order(t)
-    inverse = tuple(sorted(range(len(perm)), key=perm.__getitem__))
-    args = (key, threshold, scale, tuple(t.shape), perm)
+    if t.numel() == 0:
+        return t.clone()
+    tp, perm, shape = _dense_order(t)
+    args = (key, threshold, scale, shape, perm)
     out = _kernel(tp, *args) if compile else _apply_mask(tp, *args)
+    if len(perm) == 1:  # passed flat: back to t's shape
+        return out.view(t.shape)
+    inverse = tuple(sorted(range(len(perm)), key=perm.__getitem__))
     return out.permute(inverse)
 
 
@@ -191,11 +275,7 @@ def _draw_key(generator, device):
     """Two 32-bit key words from torch's random stream (the default CPU generator, or
     ``generator``): a fresh stream per call, replayed by anything that replays torch's
     RNG state (torch.manual_seed, torch.utils.checkpoint, a resumed run)."""
-    if generator is not None and not isinstance(generator, torch.Generator):
-        raise TypeError(
-            "generator must be a torch.Generator or None, but got "
-            f"{type(generator).__name__}"
-        )
+    _check_generator(generator, "lowmem_dropout")
     where = "cpu" if generator is None else generator.device
     key = torch.randint(
         0, 1 << 32, (2,), dtype=torch.int64, generator=generator, device=where
@@ -203,19 +283,32 @@ def _draw_key(generator, device):
     return key.to(device, non_blocking=True)
 
 
+def _threshold(p):
+    """T = round(p * 2**16) for 0 < p < 1, or a ValueError where T would be 0 or 2**16:
+    the mask compares 16-bit numbers with T, so it drops with probability T / 2**16."""
+    threshold = round(p * 2**16)
+    if not 1 <= threshold <= 2**16 - 1:
+        raise ValueError(
+            "lowmem_dropout compares 16-bit random numbers with T = round(p * 2**16), "
+            "so it drops with probability T / 2**16 for T = 1 ... 65535; p must be 0, "
+            f"1 or strictly between 2**-17 and 1 - 2**-17, but got p={p!r} (T = "
+            f"{threshold}). Use dropkit.dropout for such p."
+        )
+    return threshold
+
+
 _cache = {}
 
 
 def _constants(p, dtype, device):
-    """The threshold T = round(p * 2**16), held within [1, 2**16 - 1], and the scale
-    1 / (1 - p) as tensors on ``device``, made once per (p, dtype, device): tensors, so
-    that a new p does not recompile the kernel, and cached, so that a GPU call does not
-    copy them from the host every time."""
+    """T = round(p * 2**16) and the scale 2**16 / (2**16 - T), the inverse of the keep
+    rate, as tensors on ``device`` (a new p does not recompile the kernel), cached per
+    (p, dtype, device) so that a GPU call does not copy them from the host each time."""
     where = (p, dtype, device)
     if torch.compiler.is_compiling() or where not in _cache:
-        threshold = min(max(round(p * 2**16), 1), 2**16 - 1)
+        threshold = _threshold(p)
+        scale = torch.tensor(2**16 / (2**16 - threshold), dtype=dtype, device=device)
         threshold = torch.tensor(threshold, dtype=torch.int64, device=device)
-        scale = torch.tensor(1.0 / (1.0 - p), dtype=dtype, device=device)
         if torch.compiler.is_compiling():
             return threshold, scale
         _cache[where] = threshold, scale
@@ -231,9 +324,12 @@ def lowmem_dropout(x, p=0.5, training=True, *, generator=None, compile=True):
     numbers u_0 ... u_7 (each output word's low half, then its high half) and serves
     eight elements: with ``n`` elements counted in row-major order of ``x``'s logical
     shape and ``q = ceil(n / 8)``, element ``i`` is kept iff u_(i // q) of counter
-    ``(i mod q, 0, 0, 0)`` under that key is at least ``T = round(p * 2**16)``, held
-    within [1, 2**16 - 1]: an event of probability ``1 - T / 2**16``, within 2**-16 of
-    ``1 - p``. Kept elements are scaled by ``1 / (1 - p)``.
+    ``(i mod q, 0, 0, 0)`` under that key is at least ``T = round(p * 2**16)``: an
+    event of probability ``1 - T / 2**16``, within 2**-17 of ``1 - p``. Kept elements
+    are scaled by ``2**16 / (2**16 - T)``, the inverse of that keep rate, so that the
+    expected output is ``x`` (the scale is ``1 / (1 - p)`` where ``p * 2**16`` is an
+    integer). A ``p`` for which T would be 0 or 2**16, ``0 < p <= 2**-17`` or
+    ``1 - 2**-17 <= p < 1``, raises a ``ValueError``.
     The backward pass recomputes the mask from the key, so the saved state is 16 bytes
     per call instead of one byte (:func:`~dropkit.dropout`) or
     four (torch's CPU dropout) per element. Semantics otherwise as
@@ -243,22 +339,26 @@ def lowmem_dropout(x, p=0.5, training=True, *, generator=None, compile=True):
 
     Randomness follows torch's rules: ``torch.manual_seed`` (or the state of
     ``generator``) fixes every mask of a run; two calls draw different keys;
-    ``torch.utils.checkpoint`` replays the RNG state and therefore the mask; a run
-    resumed from a saved RNG state replays its masks. The same seed gives the same mask
-    on every device and dtype. Under ``torch.compile`` of a whole model the key comes
-    from the compiler's own draw from torch's generator: reproducible, but not the eager
-    run's masks. Masks are not those of :func:`torch.nn.functional.dropout`.
+    ``torch.utils.checkpoint`` replays the default generator's state and therefore the
+    mask (with a ``generator`` of your own it cannot: the recomputation raises, see
+    :func:`~dropkit.dropout`); a run resumed from a saved RNG state replays its masks.
+    The same seed gives the same mask on every device and dtype. Under
+    ``torch.compile`` of a whole model the key comes from the compiler's own draw from
+    torch's generator: reproducible, but not the eager run's masks. Masks are not those
+    of :func:`torch.nn.functional.dropout`.
 
     Args:
         x: floating-point tensor, any shape, layout and device.
-        p: drop probability in [0, 1]. Default: 0.5.
+        p: drop probability: 0, 1, or strictly between 2**-17 and 1 - 2**-17.
+            Default: 0.5.
         training: apply dropout (default True) or return ``x``.
         generator: a ``torch.Generator`` to draw the key from (default: torch's
             global CPU generator), keyword only.
         compile: fuse index, Philox, compare and multiply with ``torch.compile``
-            (default True). Where compilation fails for a device and dtype, a
-            ``RuntimeWarning`` says why, once, and the same computation runs eagerly
-            with the same values.
+            (default True), trusted for a device and dtype once it gives the eager
+            values on known answers (each path of the kernel, odd sizes); where it
+            does not compile or does not give them, a ``RuntimeWarning`` says why,
+            once, and the same computation runs eagerly.
 
     Example:
         >>> torch.manual_seed(0)
@@ -269,6 +369,8 @@ def lowmem_dropout(x, p=0.5, training=True, *, generator=None, compile=True):
     """
     p = _check_p(p)
     _check_input(x, "lowmem_dropout")
+    if p not in (0.0, 1.0):
+        _threshold(p)
     if not training or p == 0.0:
         return x
     # Drawn even at p = 1, so that the stream does not depend on p.
@@ -291,6 +393,8 @@ class LowMemDropout(_DropoutBase):
 
     def __init__(self, p=0.5):
         super().__init__(p)
+        if self.p not in (0.0, 1.0):
+            _threshold(self.p)
 
     def forward(self, x):
         return lowmem_dropout(x, self.p, self.training)

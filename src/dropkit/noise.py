@@ -6,7 +6,13 @@ import math
 
 import torch
 
-from dropkit.drop import _check_input, _check_p, _DropoutBase, _zeros
+from dropkit.drop import (
+    _check_generator,
+    _check_input,
+    _check_p,
+    _DropoutBase,
+    _zeros,
+)
 
 
 def gaussian_dropout(x, p=0.5, training=True, *, generator=None):
@@ -38,6 +44,7 @@ def gaussian_dropout(x, p=0.5, training=True, *, generator=None):
     _check_input(x, "gaussian_dropout")
     if not training or p == 0.0:
         return x
+    _check_generator(generator, "gaussian_dropout")
     if p == 1.0:
         return _zeros(x)
     sd = math.sqrt(p / (1 - p))
@@ -63,10 +70,11 @@ class GaussianDropout(_DropoutBase):
 _SELU_NEG = 1.7580993408473766
 
 
-def _alpha_drop(x, p, shape, generator):
+def _alpha_drop(x, p, shape, generator, op):
     # ATen's _dropout_impl step for step, so that one seed gives torch's output bit for
     # bit on CPU: noise in {0, 1}, b = (noise - 1) * alpha * a + alpha * a * p, then
     # x * (a * noise) + b.
+    _check_generator(generator, op)
     if p == 1.0:
         return _zeros(x)  # the dropped value -alpha * a * (1 - p) tends to 0 as p -> 1
     same = tuple(shape) == tuple(x.shape)
@@ -110,7 +118,7 @@ def alpha_dropout(x, p=0.5, training=True, *, generator=None):
     _check_input(x, "alpha_dropout")
     if not training or p == 0.0:
         return x
-    return _alpha_drop(x, p, x.shape, generator)
+    return _alpha_drop(x, p, x.shape, generator, "alpha_dropout")
 
 
 def feature_alpha_dropout(x, p=0.5, training=True, *, generator=None):
@@ -129,7 +137,8 @@ def feature_alpha_dropout(x, p=0.5, training=True, *, generator=None):
         )
     if not training or p == 0.0:
         return x
-    return _alpha_drop(x, p, tuple(x.shape[:2]) + (1,) * (x.dim() - 2), generator)
+    shape = tuple(x.shape[:2]) + (1,) * (x.dim() - 2)
+    return _alpha_drop(x, p, shape, generator, "feature_alpha_dropout")
 
 
 class AlphaDropout(_DropoutBase):

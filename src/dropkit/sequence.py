@@ -7,7 +7,13 @@ from torch import nn
 from torch.func import functional_call
 from torch.nn import functional as F
 
-from dropkit.drop import _check_input, _check_p, _DropoutBase, dropout
+from dropkit.drop import (
+    _check_generator,
+    _check_input,
+    _check_p,
+    _DropoutBase,
+    dropout,
+)
 
 
 def locked_dropout(x, p=0.5, training=True, *, batch_first=True, generator=None):
@@ -44,6 +50,8 @@ def locked_dropout(x, p=0.5, training=True, *, batch_first=True, generator=None)
             f"{tuple(x.shape)}"
         )
     noise_shape = (None, 1, None) if batch_first else (1, None, None)
+    if training and p > 0.0:
+        _check_generator(generator, "locked_dropout")
     return dropout(x, p, training, noise_shape=noise_shape, generator=generator)
 
 
@@ -108,6 +116,7 @@ def embedding_dropout(tokens, weight, p=0.1, training=True, *, generator=None):
             f"from {int(tokens.min())} to {int(tokens.max())}"
         )
     if training and p > 0.0:
+        _check_generator(generator, "embedding_dropout")
         weight = dropout(weight, p, noise_shape=(None, 1), generator=generator)
     return F.embedding(tokens, weight)
 

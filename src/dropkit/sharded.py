@@ -8,8 +8,8 @@ import warnings
 
 import torch
 
-from dropkit.drop import _check_input, _check_p, _DropoutBase, _zeros
-from dropkit.lowmem import _LANES, _constants, _draw_key, _halves, _index
+from dropkit.drop import _check_generator, _check_input, _check_p, _DropoutBase, _zeros
+from dropkit.lowmem import _LANES, _constants, _draw_key, _halves, _index, _isa_options
 from dropkit.placement import _check_rows, _check_shard, _dtensor_shard, _is_dtensor
 
 
@@ -33,21 +33,6 @@ def _apply_global_mask(t, key, threshold, scale, base, steps, q):
 _kernels = {}
 
 
-def _compile_options(device_type):
-    """Tie inductor's cached CPU code to the vector width it was written for: torch
-    2.13 caches it under a key without the instruction set, and code written for
-    AVX-512 and reused under AVX2 leaves part of the output unwritten (lowmem's
-    kernel does the same)."""
-    if device_type != "cpu":
-        return {}
-    try:
-        from torch._inductor.cpu_vec_isa import pick_vec_isa
-
-        return {"cpp.simdlen": pick_vec_isa().bit_width()}
-    except Exception:  # another torch: the check against eager mode still guards
-        return {}
-
-
 def _kernel(t, *args):
     """_apply_global_mask compiled where torch.compile works for t's device and dtype,
     else eager (the same values). The first compiled call per device and dtype is
@@ -62,7 +47,7 @@ def _kernel(t, *args):
     if compiled is not ...:
         return compiled(t, *args)
     eager = _apply_global_mask(t, *args)
-    options = _compile_options(t.device.type)
+    options = _isa_options(t.device.type)  # tied to the vector width, as lowmem
     compiled = torch.compile(_apply_global_mask, dynamic=None, options=options)
     try:
         out = compiled(t, *args)
@@ -169,8 +154,9 @@ def sharded_dropout(
     at global index i is kept iff u_(i // q) of Philox-4x32-7 at counter i mod q,
     under a key drawn from torch's random stream, is at least T = round(p * 2**16);
     kept elements are scaled as ``lowmem_dropout`` scales them. A p for which T would
-    be 0 or 2**16 (0 < p <= 2**-17, 1 - 2**-17 <= p < 1) raises a ``ValueError``: no
-    comparison of 16-bit numbers with T drops with that probability. So under one
+    be 0 or 2**16 (0 < p <= 2**-17, 1 - 2**-17 <= p < 1) raises a ``ValueError``, as
+    in ``lowmem_dropout``: no comparison of 16-bit numbers with T drops with that
+    probability. So under one
     seed the shards of any split, on any number of processes, hold the slices of the
     mask that ``lowmem_dropout`` draws for the whole tensor: replicas get one mask,
     shards different parts of it, and changing how a model is split changes no mask.
@@ -190,7 +176,8 @@ def sharded_dropout(
     alike on every rank, as the tensor-parallel group needs anyway. Like
     ``lowmem_dropout``, the key follows torch's RNG state, so
     ``torch.utils.checkpoint`` (both modes) and a run resumed from a saved RNG state
-    replay the masks, on any number of ranks.
+    replay the masks, on any number of ranks (with a ``generator`` of your own,
+    checkpoint cannot: its recomputation raises, as in ``lowmem_dropout``).
 
     Args:
         x: floating-point tensor or DTensor: the shard, any dtype, layout and device.
@@ -224,6 +211,7 @@ def sharded_dropout(
     """
     p = _check_p(p)
     _check_input(x, "sharded_dropout")
+    _check_generator(generator, "sharded_dropout")
     _check_threshold(p)
     if not _is_dtensor(x):
         args = (global_shape, offset, rows, 0, generator, compile)

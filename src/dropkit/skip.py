@@ -4,23 +4,26 @@
 
 import torch
 
-from dropkit.drop import _check_input, _check_p
+from dropkit.drop import _check_generator, _check_input, _check_p
 
 
 def drop_path_residual(
-    x, branch, p=0.0, training=True, *, scale_by_keep=True, generator=None
+    x, branch, p=0.0, training=True, *, scale_by_keep=True, generator=None, params=None
 ):
     """``x + drop_path(branch(x), p)``, evaluating ``branch`` only on the samples it
     keeps.
 
     DropPath multiplies a whole sample's branch output by zero; computing it first is
-    wasted work. This draws the same per-sample mask as :func:`~dropkit.drop_path` (the
-    same random numbers under the same seed), runs ``branch`` on the kept rows only
+    wasted work. This draws its per-sample mask with ``bernoulli_`` in x's dtype, as
+    timm does: on the CPU the mask of :func:`~dropkit.drop_path` under the same seed, at
+    every p (on CUDA too, except for float64). It runs ``branch`` on the kept rows only
     (``index_select``) and adds the scaled result back into ``x`` (``index_add``). For a
     given mask, the output and the gradients of ``x`` and of the branch's parameters
-    equal the masking version's up to float rounding. When every sample is dropped the
-    branch still runs, on an empty batch, so its parameters get zero gradients rather
-    than none (DistributedDataParallel expects a gradient for every parameter). Under
+    equal the masking version's up to float rounding. When every sample is dropped
+    (probability p**N) the branch does not run at all (some attention kernels refused a
+    batch of 0, pytorch#133780); its parameters (``params``) still get zero gradients
+    rather than none, as with masking (DistributedDataParallel expects a gradient for
+    every parameter). Under
     autocast the result has the masking version's dtype. Expected saving: a fraction
     ``p`` of the branch's work, a speed-up of the branch of up to ``1 / (1 - p)``.
 
@@ -39,6 +42,8 @@ def drop_path_residual(
         x: input (N, ...), the residual stream.
         branch: callable mapping (M, ...) to (M, ...), e.g. an ``nn.Module``.
         p, training, scale_by_keep, generator: as in :func:`~dropkit.drop_path`.
+        params: the parameters ``branch`` uses, for those zero gradients. Default:
+            ``branch.parameters()`` where ``branch`` is an ``nn.Module``, else none.
 
     Huang et al., ECCV 2016 (stochastic depth, which skips the dropped blocks' work).
     """
@@ -56,10 +61,19 @@ def drop_path_residual(
         )
     if not training or p == 0.0:
         return x + branch(x)
+    _check_generator(generator, "drop_path_residual")
     keep = 1.0 - p
     shape = (x.shape[0],) + (1,) * (x.dim() - 1)
     noise = x.new_empty(shape).bernoulli_(keep, generator=generator)
     kept = noise.view(-1).nonzero().view(-1)  # host sync: the count sets the batch size
+    if kept.numel() == 0:  # all dropped: no branch, zero gradients for its parameters
+        if params is None:
+            params = branch.parameters() if isinstance(branch, torch.nn.Module) else ()
+        zero = x.new_zeros(())
+        for q in params:
+            if isinstance(q, torch.Tensor) and q.requires_grad:
+                zero = zero + q.reshape(-1)[:0].sum().to(x.dtype)  # d/dq = 0
+        return x + zero
     out = branch(x.index_select(0, kept))
     if out.shape[1:] != x.shape[1:]:
         raise ValueError(

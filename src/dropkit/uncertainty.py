@@ -28,16 +28,20 @@ def _check_samples(samples):
             "samples needs at least one pass and two classes, but got shape "
             f"{tuple(samples.shape)}"
         )
-    sums = samples.sum(-1)
+    # Summed in float64. Each probability carries its dtype's rounding, at most eps/2
+    # of itself, so a row sums to 1 within eps/2: 2**-8 in bfloat16, whose eps is 2**-7.
+    sums = samples.sum(-1, dtype=torch.float64)
+    tol = max(1e-3, torch.finfo(samples.dtype).eps)
     if samples.numel() and (
         not torch.isfinite(samples).all()
         or (samples < 0).any()
-        or (sums - 1).abs().max() > 1e-3
+        or (sums - 1).abs().max() > tol
     ):
         raise ValueError(
-            "samples must hold probabilities (each row >= 0 and summing to 1), but "
-            f"row sums range from {sums.min().item():.4g} to {sums.max().item():.4g}. "
-            "Pass softmax outputs, e.g. mc_samples(model, x, k), not logits."
+            "samples must hold probabilities (each row >= 0 and summing to 1 within "
+            f"{tol:.3g} in {samples.dtype}), but row sums range from "
+            f"{sums.min().item():.4g} to {sums.max().item():.4g}. Pass softmax "
+            "outputs, e.g. mc_samples(model, x, k), not logits."
         )
 
 
@@ -110,8 +114,8 @@ def variation_ratio(samples):
 def mc_samples(model, x, k, *, softmax=True):
     """The k stochastic passes of MC dropout, stacked: ``(k, *model(x).shape)``.
 
-    Pass i is ``mc_predict(model, x, 1)``: only the dropout modules are in training
-    mode, BatchNorm keeps its running statistics, and every module's mode is restored
+    Pass i is ``mc_predict(model, x, 1)``: only dropout is switched on, BatchNorm
+    keeps its running statistics, and every module's mode is restored
     afterwards (see :func:`~dropkit.mc_predict`). The mean over the first dimension is
     the MC-dropout prediction; the spread is what :func:`predictive_entropy`,
     :func:`mutual_information` and :func:`variation_ratio` measure.

@@ -144,15 +144,19 @@ class ViTBlock(nn.Module):
         self.drop_path2 = DropPath(drop_path) if drop_path > 0 else nn.Identity()
         self.skip_dropped = bool(skip_dropped)
 
-    def _residual(self, x, branch, drop):
+    def _residual(self, x, norm, branch, drop):
         if self.skip_dropped and isinstance(drop, DropPath):
             from dropkit.skip import drop_path_residual  # chapter 6
 
-            keep_scale = drop.scale_by_keep
             return drop_path_residual(
-                x, branch, drop.p, drop.training, scale_by_keep=keep_scale
+                x,
+                lambda t: branch(norm(t)),
+                drop.p,
+                drop.training,
+                scale_by_keep=drop.scale_by_keep,
+                params=[*norm.parameters(), *branch.parameters()],
             )
-        return x + drop(branch(x))
+        return x + drop(branch(norm(x)))
 
     def forward(self, x):
         if x.dim() != 3 or x.shape[-1] != self.dim:
@@ -160,8 +164,8 @@ class ViTBlock(nn.Module):
                 f"ViTBlock expects input of shape (N, tokens, {self.dim}), "
                 f"but got {tuple(x.shape)}"
             )
-        x = self._residual(x, lambda t: self.attn(self.norm1(t)), self.drop_path1)
-        return self._residual(x, lambda t: self.mlp(self.norm2(t)), self.drop_path2)
+        x = self._residual(x, self.norm1, self.attn, self.drop_path1)
+        return self._residual(x, self.norm2, self.mlp, self.drop_path2)
 
 
 def _is_count(value):

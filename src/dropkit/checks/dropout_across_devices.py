@@ -272,7 +272,8 @@ def check_tp_dropout(tp_dropout):
             )
             _require(
                 torch.allclose(got, want),
-                f"the kept entries of the {what} activation must be x / (1 - p) "
+                f"the kept entries of the {what} activation must be x times "
+                "lowmem_dropout's scale (2**16 / (2**16 - T), about 1 / (1 - p)) "
                 f"{where}, but the values differ from lowmem_dropout's",
             )
     x = torch.ones(2, 8)
@@ -327,8 +328,9 @@ def check_partial_dropout(partial_dropout):
             )
         elif torch.equal(got != 0, want != 0):
             hint = (
-                " The mask is right, the scale is not: each part is scaled by "
-                "1 / (1 - p), as the whole would be, not by 1 / world."
+                " The mask is right, the scale is not: each part is scaled as "
+                "lowmem_dropout scales the whole (about 1 / (1 - p)), not by 1 / "
+                "world."
             )
         else:
             hint = " The mask is not lowmem_dropout's mask of the whole tensor."
