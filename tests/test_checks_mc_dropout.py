@@ -89,6 +89,10 @@ class TestCheckMutualInformation:
         with pytest.raises(checks.CheckFailed, match="must return a tensor"):
             checks.check_mutual_information(lambda s: mutual_information(s).tolist())
 
+    def test_passes_numpy(self, capsys):
+        checks.check_mutual_information(lambda s: mutual_information(s).numpy())
+        assert capsys.readouterr().out == "all checks passed\n"
+
 
 def votes_ratio(s):
     votes = torch.nn.functional.one_hot(s.argmax(-1), s.shape[-1]).sum(0)

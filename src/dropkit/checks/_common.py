@@ -232,8 +232,14 @@ class _Answer:
     def __call__(self, *args, hint="", **kwargs):
         out, err = self.attempt(*args, **kwargs)
         if err is not None:
-            if isinstance(err, ZeroDivisionError) and not hint:
-                hint = "Guard the case that divides by zero (p = 1 drops everything)"
+            at_one = any(
+                type(a) in (int, float) and a == 1 for a in args[1:] + tuple(kwargs)
+            )
+            if isinstance(err, ZeroDivisionError) and at_one and not hint:
+                hint = (
+                    "At p = 1 everything is dropped: return zeros instead of dividing "
+                    "by 1 - p = 0"
+                )
             raise CheckFailed(self.raised(err, *args, hint=hint, **kwargs)) from None
         return out
 

@@ -3,6 +3,7 @@ dropout)."""
 
 import math
 
+import numpy as np
 import torch
 
 from dropkit.checks._common import (
@@ -24,9 +25,13 @@ __all__ = [
 
 
 def _tensor(out, name, shape):
+    """The (N,) answer, a tensor or a numpy array, as a float64 tensor."""
+    if isinstance(out, np.ndarray) and out.dtype.kind in "iuf":
+        out = torch.from_numpy(out)
     _require(
         isinstance(out, torch.Tensor),
-        f"{name} must return a tensor, but returned {_describe(out)}",
+        f"{name} must return a tensor (or a numpy array), but returned "
+        f"{_describe(out)}",
     )
     _require(
         tuple(out.shape) == shape,
@@ -51,9 +56,10 @@ def _random_samples(k=7, n=5, c=4, seed=0):
 @_check
 def check_mutual_information(mutual_information):
     """Check ``mutual_information(samples)``: for (k, N, C) probabilities of k passes,
-    the (N,) tensor of mutual informations ``H[mean_k p_k] - mean_k H[p_k]`` in nats,
-    with 0 log 0 = 0 (one-hot passes give no NaN); float64 and float32 samples (a
-    tolerance of 1e-5 for float32), the samples left unchanged."""
+    the (N,) tensor (or numpy array) of mutual informations
+    ``H[mean_k p_k] - mean_k H[p_k]`` in nats, with 0 log 0 = 0 (one-hot passes give no
+    NaN); float64 and float32 samples (a tolerance of 1e-5 for float32), the samples
+    left unchanged."""
     f = _Answer(mutual_information, "mutual_information", ("samples",))
     onehot = (
         torch.eye(2, dtype=torch.float64).repeat(3, 1).reshape(6, 1, 2)
@@ -133,8 +139,8 @@ def check_mutual_information(mutual_information):
 @_check
 def check_variation_ratio(variation_ratio):
     """Check ``variation_ratio(samples)``: ``1 - f/k`` with f the number of the k passes
-    whose arg-max is the most common class; an (N,) tensor for (k, N, C) samples (any
-    floating dtype), the samples left unchanged."""
+    whose arg-max is the most common class; an (N,) tensor or numpy array for (k, N, C)
+    samples (float64 and float32 tested), the samples left unchanged."""
     f = _Answer(variation_ratio, "variation_ratio", ("samples",))
     # input 0: passes vote 0,0,0,1 and are unsure; input 1: every pass votes 2
     samples = torch.tensor(

@@ -429,16 +429,17 @@ def _r_drop_reference(a, b, y, alpha):
 @_check
 def check_r_drop_loss(r_drop_loss):
     """Check ``r_drop_loss(logits1, logits2, targets, alpha)``: R-Drop's loss for two
-    forward passes of one batch, in the form of the authors' code: the mean of the two
+    forward passes of one batch, in the exercise's form: the mean of the two
     cross-entropies plus ``alpha`` times the symmetric KL divergence
-    (KL(P1 || P2) + KL(P2 || P1)) / 2, each averaged over the batch (the paper writes
-    the sum of the cross-entropies, which only rescales alpha).
+    (KL(P1 || P2) + KL(P2 || P1)) / 2, each averaged over the batch. (Liang et al.
+    sum the two cross-entropies: their loss with 2 * alpha is twice this one.)
 
     A one-element tensor that gradients flow through to both logits (no detach on
     either pass), its value and both gradients equal to the reference (relative
     tolerance 1e-4) for alpha = 0, 1 and 1.5 on float32 and float64 logits of several
-    batch sizes and class counts, finite for logits of size 100 (use log_softmax);
-    the inputs left unchanged.
+    batch sizes and class counts; a finite value, equal to the reference, for logits
+    of size 100, whose probabilities underflow to 0 (use log_softmax, not
+    log(softmax)); the inputs left unchanged.
     """
     f = _Answer(r_drop_loss, "r_drop_loss", ("logits1", "logits2", "targets", "alpha"))
     g = torch.Generator().manual_seed(0)
@@ -486,8 +487,8 @@ def check_r_drop_loss(r_drop_loss):
             for what, bad in wrong.items():
                 if alpha and math.isclose(value, bad, rel_tol=1e-4, abs_tol=1e-6):
                     raise CheckFailed(
-                        f"your loss equals {what}; R-Drop (in the authors' code) uses "
-                        "the mean of the two cross-entropies and alpha * (KL(P1||P2) + "
+                        f"your loss equals {what}; the exercise's R-Drop loss is the "
+                        "mean of the two cross-entropies plus alpha * (KL(P1||P2) + "
                         "KL(P2||P1)) / 2"
                     )
             raise CheckFailed(
@@ -506,6 +507,8 @@ def check_r_drop_loss(r_drop_loss):
             raise CheckFailed(
                 f"backward through {call} raised {type(err).__name__}: {err}"
             ) from None
+        if size > 10:
+            continue  # probabilities that underflow to 0: the value only
         for which, logits, want_grad in (("logits1", a, ga), ("logits2", b, gb)):
             grad = logits.grad
             _require(
