@@ -162,6 +162,15 @@ class TestCheckMcPredict:
         with pytest.raises(checks.CheckFailed, match="identical outputs"):
             checks.check_mc_predict(reseeded)
 
+    def test_catches_model_never_run(self):
+        def uniform(model, x, k):
+            if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+                raise ValueError(k)
+            return torch.full((len(x), 3), 1 / 3)
+
+        with pytest.raises(checks.CheckFailed, match="did not run the model"):
+            checks.check_mc_predict(uniform)
+
     def test_catches_changed_x(self):
         @_restoring
         def normalises_x(model, x, k):

@@ -224,7 +224,7 @@ class TestDropConnectLinear:
             return torch.stack([F.linear(r, dropout(w, p), b) for r in x])
 
         expect_fail(
-            checks.check_drop_connect_linear, per_example, "Wan et al. draw a mask per"
+            checks.check_drop_connect_linear, per_example, "so does Wan et al.'s"
         )
 
     def test_same_mask_every_call(self):

@@ -627,11 +627,11 @@ def _check_mask_dropout(
                     else "Multiply the input itself by the mask: the kept entries "
                     "are x times the scale, whatever x is."
                 )
-                what = f"x * {scale:.4g}" if scale != 1 else "x itself"
+                what = f" = x * {scale:.4g}" if scale != 1 else ""
                 raise CheckFailed(
                     f"at p={p} the entries of {name}(x, p{shown_extra}) must be 0 or "
-                    f"{kept_text} = {what}, but the kept entries are x times {lo:.4g}"
-                    + (f" to {hi:.4g}" if hi != lo else "")
+                    f"{kept_text}{what}, but the kept entries are x times {lo:.4g}"
+                    + ("" if math.isclose(lo, hi, rel_tol=1e-5) else f" to {hi:.4g}")
                     + ". "
                     + why
                 )

@@ -37,6 +37,12 @@ _NAN_TEXT = (
 )
 
 
+def _multipliers(out, x):
+    """The distinct values of out / x, rounded: [0.0, 1.25] for 0s and 1.25s."""
+    ratio = (out / x).double().flatten()
+    return sorted({round(v, 4) + 0.0 for v in ratio.unique().tolist()})[:4]
+
+
 @_check
 def check_batch_stochastic_depth(batch_stochastic_depth):
     """Check ``batch_stochastic_depth(x, p)``: one draw for the whole batch (chapter 5),
@@ -76,7 +82,8 @@ def check_batch_stochastic_depth(batch_stochastic_depth):
                 keep = out != 0
                 _require(
                     bool(keep.all()) or not keep.any(),
-                    f"at p={p} one call kept part of the batch and dropped the rest. "
+                    f"at p={p} one call kept part of the batch and dropped the rest "
+                    f"(values {_multipliers(out, x)}). "
                     "Batch mode draws ONE number for the whole batch (mask shape (1, "
                     "1, ..., 1)); a mask of shape (N, 1, ..., 1) is per-sample "
                     "DropPath (torchvision's mode='row').",

@@ -46,7 +46,7 @@ def check_original_dropout(original_dropout):
         _SHAPES,
         extra=(True,),
         kept_scale=lambda p: 1.0,
-        kept_text="x (no rescaling in training)",
+        kept_text="x itself",
     )
     for shape in _SHAPES:
         x = _signed(shape, seed=6)
@@ -254,6 +254,11 @@ def check_mc_predict(mc_predict):
         "average the softmax of "
         "each pass, not the logits.",
     )
+    _require(
+        passes.inputs and len(passes.inputs) == len(passes.outputs),
+        f"{call} did not run the model: run it on x, k times, with the dropout "
+        "modules in training mode",
+    )
     dropouts = [
         name for name, m in model.named_modules() if isinstance(m, _dropout_types())
     ]
@@ -274,10 +279,6 @@ def check_mc_predict(mc_predict):
         "covers torch's "
         "Dropout, Dropout1d/2d/3d, AlphaDropout and FeatureAlphaDropout and all of "
         "dropkit's.",
-    )
-    _require(
-        passes.inputs and len(passes.inputs) == len(passes.outputs),
-        f"{call} did not run the model's layers",
     )
     want, of_logits = _mean_of_passes(passes, x, k, call)
     if not torch.allclose(out, want, atol=1e-5):

@@ -80,15 +80,20 @@ def _word_mask(y, tokens, weight, p, call):
             + (f" to {hi:.4g}" if hi > lo * (1 + 1e-5) else "")
             + f" ({call}). {hint}"
         )
-    decisions = torch.full((weight.shape[0],), -1, dtype=torch.int64)
     flat_t, flat_k = tokens.reshape(-1), kept.reshape(-1).long()
-    decisions[flat_t] = flat_k
+    vocab = weight.shape[0]
+    times = torch.bincount(flat_t, minlength=vocab)
+    kept_times = torch.bincount(flat_t, weights=flat_k.double(), minlength=vocab)
+    mixed = ((kept_times > 0) & (kept_times < times)).nonzero()
     _require(
-        torch.equal(decisions[flat_t], flat_k),
-        "a word was kept at some of its positions and dropped at others: that is "
-        "token dropout (noise shape (N, T, 1)). Word dropout draws once per word of "
-        "the vocabulary, so all occurrences of a word in the call share it.",
+        len(mixed) == 0,
+        f"word {int(mixed[0]) if len(mixed) else 0} was kept at some of its positions "
+        "and dropped at others: that is token dropout (noise shape (N, T, 1)). Word "
+        "dropout draws once per word of the vocabulary, so all occurrences of a word "
+        "in the call share it.",
     )
+    decisions = torch.full((vocab,), -1, dtype=torch.int64)
+    decisions[flat_t] = flat_k
     return decisions[decisions >= 0].bool()
 
 
@@ -225,8 +230,9 @@ def check_drop_connect_linear(drop_connect_linear):
         _require(
             torch.equal(first, second),
             "two identical inputs in one batch got different outputs: the weight mask "
-            f"must be drawn once per call and shared by the whole batch. {_AWD} (Wan "
-            "et al. draw a mask per example; the exercise follows AWD-LSTM).",
+            f"must be drawn once per call and shared by the whole batch. {_AWD}. "
+            "(Dropout on the layer's inputs or outputs draws per example, and so does "
+            "Wan et al.'s DropConnect; the exercise follows AWD-LSTM.)",
         )
         dropped = first.T  # (out, in): the dropped, scaled weight itself
         mask = dropped != 0
