@@ -3,6 +3,7 @@ message names the call and the input that broke it, the caller's random state is
 alone, and the shared probes (numbers, inputs unchanged, fresh masks) work as stated."""
 
 import inspect
+import sys
 
 import numpy as np
 import pytest
@@ -46,6 +47,19 @@ def test_no_traceback_escapes(check, answer):
     if answer is _raises:
         assert "raised ZeroDivisionError" in str(info.value)
         assert "line" in str(info.value)  # the learner's line that raised
+
+
+@pytest.mark.parametrize("check", ALL, ids=lambda c: c.__name__)
+def test_learner_code_runs_only_through_the_wrapper(check):
+    callers = set()
+
+    def answer(*args, **kwargs):
+        callers.add(sys._getframe(1).f_code.co_name)
+        return 1 / 0
+
+    with pytest.raises(CheckFailed):
+        check(answer)
+    assert callers == {"attempt"}  # _Answer.attempt, the one wrapper
 
 
 @pytest.mark.parametrize("check", ALL, ids=lambda c: c.__name__)

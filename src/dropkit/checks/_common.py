@@ -61,9 +61,11 @@ def _describe(value):
         dtype = str(value.dtype).replace("torch.", "")
         if value.dim() == 0:
             return f"a 0-dim {dtype} tensor{where}"
-        return f"a {dtype} tensor of shape {_shape(value)}{where}"
+        article = "an" if dtype.startswith("int") else "a"
+        return f"{article} {dtype} tensor of shape {_shape(value)}{where}"
     if isinstance(value, np.ndarray):
-        return f"a {value.dtype} array of shape {value.shape}"
+        article = "an" if str(value.dtype).startswith("int") else "a"
+        return f"{article} {value.dtype} array of shape {value.shape}"
     if isinstance(value, torch.nn.Module):
         return f"a model ({type(value).__name__})"
     text = repr(value)
@@ -455,16 +457,16 @@ def _check_fresh(draw, call, what="mask", calls=2):
     if why == "resets":
         raise CheckFailed(
             f"calling {call} resets torch's global random number generator (is there "
-            "a torch.manual_seed inside it?): every call then draws the same "
+            "a torch.manual_seed inside it?): every call then gives the same "
             f"{what}, so the network trains with one fixed thinned network, and "
             "everything drawn after it is reseeded too. Seed once, outside the "
             "function."
         )
     cause = (
-        "it leaves torch's global generator where it was (a draw inside "
-        "torch.random.fork_rng?)"
+        "It leaves torch's global generator where it was (a draw inside "
+        "torch.random.fork_rng?)."
         if why == "frozen"
-        else "is a generator seeded inside the function (torch.manual_seed("
+        else "Is a generator seeded inside the function (torch.manual_seed("
         "torch.initial_seed()), fork_rng with a seed, torch.Generator().manual_seed), "
         f"or a {what} drawn once and reused?"
     )

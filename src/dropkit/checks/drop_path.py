@@ -70,7 +70,7 @@ def check_batch_stochastic_depth(batch_stochastic_depth):
         "Is p the probability to drop (PyTorch's convention), not to keep?",
     )
     x = _signed((8, 3, 4), seed=2)
-    _check_fresh(lambda: f(x, 0.5) != 0, name, "draw", calls=64)
+    _check_fresh(lambda: f(x, 0.5) != 0, name, "keep decision", calls=64)
     for p in (0.2, 0.5):
         torch.manual_seed(1)
         scale = 1 / (1 - p)

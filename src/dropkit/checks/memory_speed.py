@@ -129,13 +129,13 @@ def check_keep_words(keep_words):
     [0, 2**40), under an integer ``key``, used as keep decisions ``word >= p * 2**32``
     (chapter 6).
 
-    The word depends on (key, index) alone: the same pair gives the same word in every
-    call, whatever the other indices in the tensor or their order. Tested with bounds
-    of 6 standard errors on 2**16 indices that start at 2**35 and on random indices:
-    keep rates at p = 0.1, 0.5 and 0.9, correlation of neighbours and of indices 1, 2,
-    64 and 2**32 apart, correlation between consecutive keys, uniformity of the top 4
-    bits, and that exchanging key and index changes the word. index must be left
-    unchanged.
+    With bounds of 6 standard errors on 2**16 indices: keep rates at p = 0.1, 0.5 and
+    0.9 on consecutive indices from 0, on random indices below 2**40 and on consecutive
+    indices from 2**35; uniformity of the top 4 bits; correlation of keep decisions 1,
+    2 and 64 apart, of consecutive keys and of indices 2**32 apart; exchanging key and
+    index changes the word. The word depends on (key, index) alone: a repeated call
+    gives the same words, and so do the same indices shuffled into a 2-D tensor. index
+    must be left unchanged.
     """
     f = _Answer(keep_words, "keep_words", ("key", "index"))
     n = 1 << 16
