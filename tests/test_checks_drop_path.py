@@ -38,7 +38,14 @@ def batch_mode_cpu_float(x, p):
     return x * (noise / (1 - p) if p < 1 else noise)
 
 
-def batch_mode_where(x, p):  # unusual: one uniform, torch.where, no guard needed
+def batch_mode_where(x, p):  # unusual: one uniform, torch.where
+    if p == 1:
+        return torch.zeros_like(x)
+    u = torch.rand((), device=x.device)
+    return torch.where(u >= p, x / (1 - p), torch.zeros_like(x))
+
+
+def batch_mode_where_no_guard(x, p):  # zeros at p = 1, but a NaN gradient
     u = torch.rand((), device=x.device)
     return torch.where(u >= p, x / (1 - p), torch.zeros_like(x))
 
@@ -78,6 +85,7 @@ class TestCheckBatchStochasticDepth:
             (batch_mode_cpu_float, "make the mask from the input"),
             (batch_mode_reseeds, "resets torch's global random number generator"),
             (batch_mode_in_place, "changed its argument x in place"),
+            (batch_mode_where_no_guard, "gradient is NaN"),
         ],
         ids=[
             "per-sample",
@@ -87,6 +95,7 @@ class TestCheckBatchStochasticDepth:
             "float32-cpu-mask",
             "reseeds",
             "in-place",
+            "where-no-guard",
         ],
     )
     def test_catches(self, fn, message):
@@ -205,10 +214,19 @@ class TestCheckDropPath:
         checks.check_drop_path(lambda x, p, t: stochastic_depth(x, p, "row", t))
         assert capsys.readouterr().out == "all checks passed\n" * 3
 
+    def test_catches_nan_to_num(self):
+        def hides_nan(x, p=0.0, training=False):  # the circulating bug, NaN hidden
+            return torch.nan_to_num(circulating(x, p, training)) if training else x
+
+        with pytest.raises(checks.CheckFailed, match="NaN"):
+            checks.check_drop_path(hides_nan)
+
     def test_passes_other_parameter_names(self, capsys):
         def fixed(inp, rate=0.0, train=False):  # unusual names, called positionally
             if not train or rate == 0:
                 return inp
+            if rate == 1:
+                return torch.zeros_like(inp)
             u = torch.rand((inp.shape[0],) + (1,) * (inp.dim() - 1), device=inp.device)
             return torch.where(u >= rate, inp / (1 - rate), torch.zeros_like(inp))
 

@@ -16,8 +16,20 @@ def robust(X, p):  # the chapter's solution: mask made from X, guard at p=1
     return (torch.rand_like(X) > p).to(X.dtype) * X / (1.0 - p)
 
 
-def where_no_guard(X, p):  # unusual: torch.where needs no guard (nothing kept at p=1)
+def where_guarded(X, p):  # unusual: torch.where, zeros at p = 1 without dividing
+    if p == 1:
+        return torch.zeros_like(X)
     return torch.where(torch.rand_like(X) >= p, X / (1 - p), torch.zeros_like(X))
+
+
+def where_no_guard(X, p):  # zeros at p = 1, but x / 0 = inf: its gradient is NaN
+    return torch.where(torch.rand_like(X) >= p, X / (1 - p), torch.zeros_like(X))
+
+
+def nan_to_num(X, p):  # hides the NaN of p = 1, and every NaN of X with it
+    if p == 1:
+        return torch.zeros_like(X)
+    return torch.nan_to_num((torch.rand_like(X) >= p).to(X.dtype) * X / (1 - p))
 
 
 def bernoulli_mask(X, p):  # unusual: the mask drawn in place on a tensor made from X
@@ -29,6 +41,8 @@ _PRIVATE = torch.Generator().manual_seed(2024)
 
 
 def private_generator(X, p):  # unusual: a generator seeded once, outside the function
+    if p == 1:
+        return X * 0
     u = torch.rand(X.shape, generator=_PRIVATE).to(X.device, X.dtype)
     return torch.where(u >= p, X / (1 - p), torch.zeros_like(X))
 
@@ -121,7 +135,7 @@ class TestCheckDropoutLayer:
             lambda X, p: dropout(X, p),
             lambda X, p: F.dropout(X, p),
             robust,
-            where_no_guard,
+            where_guarded,
             bernoulli_mask,
             private_generator,
         ],
@@ -147,6 +161,8 @@ class TestCheckDropoutLayer:
             (fixed_generator, "drew the same mask"),
             (in_place, "changed its argument X in place"),
             (ignores_x, "Multiply the input itself by the mask"),
+            (where_no_guard, "its gradient is NaN"),
+            (nan_to_num, "turned every NaN of its input into a number"),
         ],
         ids=[
             "d2l-float-mask",
@@ -162,6 +178,8 @@ class TestCheckDropoutLayer:
             "seeded-generator",
             "in-place",
             "ignores-x",
+            "where-no-guard",
+            "nan-to-num",
         ],
     )
     def test_catches(self, fn, message):
@@ -347,7 +365,11 @@ class TestCheckSavedBytes:
             lambda x, p: dropout(x, p),
             one_byte,
             guarded(BoolOnCtx),
-            lambda x, p: torch.where(torch.rand_like(x) >= p, x / (1 - p), 0.0),
+            lambda x, p: (
+                torch.where(torch.rand_like(x) >= p, x / (1 - p), 0.0)
+                if p < 1
+                else x * 0
+            ),
         ],
         ids=["library", "chapter", "bool-on-ctx", "plain-where"],
     )

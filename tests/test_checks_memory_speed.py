@@ -182,7 +182,11 @@ class TestCheckKeepWords:
                 lambda key, i: (i * 0x9E3779B9 + key) & 0xFFFFFFFF,
                 "apart correlate|not uniform",
             ),
-            (lambda key, i: lowbias32(i + key), "exchanging"),
+            (lambda key, i: lowbias32(i + key), "exchanging|of the same words"),
+            (
+                lambda key, i: lowbias32((i + key * 2**16) & 0xFFFFFFFF),
+                "of the same words",
+            ),
         ],
         ids=[
             "identity",
@@ -191,6 +195,7 @@ class TestCheckKeepWords:
             "ignores key",
             "weyl",
             "hash of sum",
+            "key times N plus index",
         ],
     )
     def test_wrong_generators_fail(self, wrong, message):

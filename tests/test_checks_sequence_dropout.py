@@ -150,6 +150,8 @@ class TestWordDropout:
 
 
 def connect_matmul(x, w, b, p):  # unusual: x @ W^T with a where-built weight
+    if p == 1:
+        return x @ (w * 0).T + b
     kept = torch.where(torch.rand_like(w) >= p, w / (1 - p), torch.zeros_like(w))
     return x @ kept.T + b
 
@@ -176,6 +178,13 @@ class TestDropConnectLinear:
         expect_fail(
             checks.check_drop_connect_linear, connect_in_place, "changed its argument w"
         )
+
+    def test_nan_gradient_at_one(self):
+        def unguarded(x, w, b, p):
+            kept = torch.where(torch.rand_like(w) >= p, w / (1 - p), 0.0)
+            return F.linear(x, kept, b)
+
+        expect_fail(checks.check_drop_connect_linear, unguarded, "gradient is NaN")
 
     def test_messages_describe_awd_lstm(self):
         # Wan et al.'s form masks the bias and draws per example; the messages must say

@@ -45,7 +45,9 @@ def unscaled(x, p, noise_shape):
     return dropout(x, p, noise_shape=noise_shape) * (1 - p)
 
 
-def token_where(x, p):  # unusual: one uniform per token, torch.where, no guard
+def token_where(x, p):  # unusual: one uniform per token, torch.where
+    if p == 1:
+        return x * 0
     u = torch.rand(x.shape[:-1] + (1,), dtype=x.dtype, device=x.device)
     return torch.where(u >= p, x / (1 - p), torch.zeros_like(x))
 

@@ -103,6 +103,17 @@ def _snapshot(value):
     return None
 
 
+def _same_values(a, b):
+    """torch.equal, with NaN equal to NaN."""
+    if a.shape != b.shape or a.dtype != b.dtype:
+        return False
+    if torch.equal(a, b):
+        return True
+    if not a.dtype.is_floating_point:
+        return False
+    return bool(((a == b) | (torch.isnan(a) & torch.isnan(b))).all())
+
+
 def _changed(value, snap):
     """True when ``value`` differs from its snapshot ``snap``."""
     if snap is None:
@@ -112,13 +123,13 @@ def _changed(value, snap):
         _, version, copy = snap
         if value._version != version:
             return True
-        return copy is not None and not torch.equal(value.detach(), copy)
+        return copy is not None and not _same_values(value.detach(), copy)
     if kind == "array":
         return not np.array_equal(value, snap[1], equal_nan=True)
     if kind == "module":
         now = value.state_dict()
         return now.keys() != snap[1].keys() or any(
-            not torch.equal(now[k].detach(), v) for k, v in snap[1].items()
+            not _same_values(now[k].detach(), v) for k, v in snap[1].items()
         )
     _, shallow, inner = snap
     if isinstance(value, dict):
@@ -522,6 +533,29 @@ def _check_dtypes_and_device(run, make, call, *, meta=True, mask_hint=True):
     )
 
 
+def _check_gradient_at_one(run, x, call):
+    """The gradient of ``run(x)`` (at p = 1) must have no NaN: x / (1 - p) computed and
+    then masked (torch.where, or a multiplication by 0) gives 0 * inf = NaN in
+    backward."""
+    x = x.detach().clone().requires_grad_()
+    out = run(x)
+    if not (isinstance(out, torch.Tensor) and out.requires_grad):
+        return  # no gradient flows back to x: nothing to poison
+    try:
+        out.sum().backward()
+    except Exception as err:
+        raise CheckFailed(
+            f"backward through {call} raised {type(err).__name__}: "
+            f"{str(err).splitlines()[0] if str(err) else ''}"
+        ) from None
+    _require(
+        x.grad is None or not torch.isnan(x.grad).any(),
+        f"at p=1 the output of {call} is zero, but its gradient is NaN: x / (1 - p) "
+        "is inf there, and masking it (torch.where, or a multiplication by 0) makes "
+        "0 * inf = NaN in backward. Return zeros when p == 1, without dividing.",
+    )
+
+
 def _inverted(p):
     return 1 / (1 - p)
 
@@ -604,6 +638,7 @@ def _check_mask_dropout(
         f"at p=1 every entry must be dropped, but {name} kept some. "
         "Is p the probability to drop (PyTorch's convention), not to keep?",
     )
+    _check_gradient_at_one(lambda t: call(t, 1.0), x, f.show(x, 1.0, *extra))
 
     for shape in shapes:
         shared_here = (
@@ -681,6 +716,18 @@ def _check_mask_dropout(
                 f"expected {(1 - p) * n:.0f}. Is p the probability to drop (PyTorch's "
                 "convention), not to keep?",
             )
+
+    # A NaN in x stays NaN where x is kept (x / (1 - p) is NaN): nan_to_num, or a
+    # torch.where that replaces NaN, hides the NaN that a bug upstream produced.
+    x = _signed(shapes[0], seed=4)
+    x.view(-1)[::7] = math.nan
+    out = _as_tensor(call(x, 0.5), f.show(x, 0.5, *extra), shape=x.shape)
+    _require(
+        bool(torch.isnan(out).any()),
+        f"{name} turned every NaN of its input into a number: where an entry of x "
+        "that is NaN is kept, the output x/(1-p) is NaN too. Do not hide NaN with "
+        "torch.nan_to_num (a NaN upstream is a bug to see, not to zero).",
+    )
 
     x = _signed(shapes[0], seed=3)
 

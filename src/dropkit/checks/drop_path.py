@@ -14,6 +14,7 @@ from dropkit.checks._common import (
     _check,
     _check_dtypes_and_device,
     _check_fresh,
+    _check_gradient_at_one,
     _check_mask_dropout,
     _close,
     _numbers_close,
@@ -69,6 +70,7 @@ def check_batch_stochastic_depth(batch_stochastic_depth):
         f"at p=1 the branch must always be dropped, but {name} kept some of it. "
         "Is p the probability to drop (PyTorch's convention), not to keep?",
     )
+    _check_gradient_at_one(lambda t: f(t, 1.0), x, f.show(x, 1.0))
     x = _signed((8, 3, 4), seed=2)
     _check_fresh(lambda: f(x, 0.5) != 0, name, "keep decision", calls=64)
     for p in (0.2, 0.5):
@@ -135,33 +137,54 @@ def check_expected_depth(expected_depth):
 
     f = _Answer(expected_depth, "expected_depth", ("rates",))
     cases = [
-        ([0.0] * 5, 5.0),
-        ([1.0] * 5, 0.0),
-        (drop_path_rates(0.5, 12), 9.0),
-        ([0.1, 0.7, 0.3], 1.9),
-        ([0.25], 0.75),
+        [0.0] * 5,
+        [1.0] * 5,
+        drop_path_rates(0.5, 12),
+        [0.1, 0.7, 0.3],
+        [0.25],
     ]
-    for rates, want in cases:
+    got = []
+    for rates in cases:
         shown = [round(r, 3) for r in rates]
-        got = _as_number(f(list(rates)), f"expected_depth({shown})")
-        if _numbers_close(got, want, abs_=1e-6):
-            continue
-        if _numbers_close(got, sum(rates), abs_=1e-6):
-            hint = (
-                "you added up the drop rates: "
-                "that is the expected number of DROPPED branches"
-            )
-        elif _numbers_close(got, math.prod(1 - r for r in rates), abs_=1e-6):
-            hint = (
-                "you multiplied the survival probabilities: "
-                "that is the probability that ALL branches survive"
-            )
-        else:
-            hint = "each branch l is active with probability 1 - p_l; add these up"
-        raise CheckFailed(
-            f"for rates {shown} the expected depth is {want:g}, but you returned "
-            f"{got:g}: {hint}"
+        got.append(_as_number(f(list(rates)), f"expected_depth({shown})"))
+
+    def same(rule):
+        return all(
+            _numbers_close(g, rule(rates), abs_=1e-6) for g, rates in zip(got, cases)
         )
+
+    if same(lambda rates: sum(1 - r for r in rates)):
+        return
+    mistakes = [
+        (
+            lambda rates: sum(rates),
+            "you added up the drop rates: that is the expected number of DROPPED "
+            "branches",
+        ),
+        (
+            lambda rates: math.prod(1 - r for r in rates),
+            "you multiplied the survival probabilities: that is the probability "
+            "that ALL branches survive",
+        ),
+        (
+            lambda rates: sum(1 - r for r in rates) / len(rates),
+            "you averaged the survival probabilities: that is the expected FRACTION "
+            "of active branches; the expected number is their sum",
+        ),
+    ]
+    hint = "each branch l is active with probability 1 - p_l; add these up"
+    for rule, why in mistakes:
+        if same(rule):
+            hint = why
+            break
+    for g, rates in zip(got, cases):
+        want = sum(1 - r for r in rates)
+        if not _numbers_close(g, want, abs_=1e-6):
+            shown = [round(r, 3) for r in rates]
+            raise CheckFailed(
+                f"for rates {shown} the expected depth is {want:g}, but you returned "
+                f"{g:g}: {hint}"
+            )
 
 
 @_check
@@ -184,6 +207,14 @@ def check_huang_survival(huang_survival):
             hint = (
                 "you returned drop rates; "
                 "the exercise asks for survival probabilities (1 - drop rate)"
+            )
+        elif np.allclose(
+            got, [1 - l / depth * final for l in range(1, depth + 1)], atol=1e-6
+        ):
+            hint = (
+                "final_survival is the last block's SURVIVAL probability (Huang et "
+                "al.'s p_L), not its drop rate: block l survives with "
+                "1 - l/L (1 - final_survival)"
             )
         elif depth > 1 and np.allclose(got, np.linspace(1.0, final, depth), atol=1e-6):
             hint = (

@@ -251,8 +251,8 @@ def check_mc_predict(mc_predict):
         torch.allclose(out.sum(dim=1), torch.ones(64, dtype=torch.float64), atol=1e-5)
         and bool((out >= 0).all()),
         "each row of mc_predict's output must be class probabilities that sum to 1: "
-        "average the softmax of "
-        "each pass, not the logits.",
+        "the mean over the passes of each pass's softmax (not of the logits, and not "
+        "a median or a maximum, which do not sum to 1).",
     )
     _require(
         passes.inputs and len(passes.inputs) == len(passes.outputs),
@@ -338,7 +338,16 @@ def check_dropout_ridge(dropout_ridge):
         gram = X.T @ X
         for p in (0.0, 0.2, 0.5, 0.9):
             call = f.show(X, y, p)
-            w = _as_vector(f(X, y, p), call, "the weights")
+            out, err = f.attempt(X, y, p)
+            if err is not None:
+                hint = (
+                    "At p = 0 nothing is dropped and the penalty is 0; did you divide "
+                    "by p? The strength is p/(1-p), p the probability to drop"
+                    if isinstance(err, ZeroDivisionError) and p == 0
+                    else ""
+                )
+                raise CheckFailed(f.raised(err, X, y, p, hint=hint))
+            w = _as_vector(out, call, "the weights")
             _require(
                 w.shape == (d,),
                 f"{call} must return one weight per feature, {d} numbers, but "

@@ -325,7 +325,17 @@ def check_auroc(auroc):
     inside = torch.tensor([0.1, 0.4, 0.35, 0.8], dtype=torch.float64)
     outside = torch.tensor([0.9, 0.4, 0.7], dtype=torch.float64)
     # out > in: 0.9 beats 4; 0.4 beats 0.1, 0.35, ties 0.4; 0.7 beats 3 -> 9.5 / 12
-    got = _as_number(f(inside, outside), f.show(inside, outside))
+    out, err = f.attempt(inside, outside)
+    if err is not None:
+        hint = (
+            "Compare every out-of-distribution score with every in-distribution one: "
+            "broadcast scores_out[:, None] against scores_in[None, :] (the two sets "
+            "have different sizes)"
+            if isinstance(err, RuntimeError) and "size" in str(err)
+            else ""
+        )
+        raise CheckFailed(f.raised(err, inside, outside, hint=hint))
+    got = _as_number(out, f.show(inside, outside))
     if math.isclose(got, 1 - 9.5 / 12):
         raise CheckFailed(
             "your AUROC is reversed: it is the probability that an out-of-distribution "

@@ -3,6 +3,7 @@
 import functools
 import math
 
+import numpy as np
 import torch
 
 from dropkit.checks._common import (
@@ -132,10 +133,11 @@ def check_keep_words(keep_words):
     With bounds of 6 standard errors on 2**16 indices: keep rates at p = 0.1, 0.5 and
     0.9 on consecutive indices from 0, on random indices below 2**40 and on consecutive
     indices from 2**35; uniformity of the top 4 bits; correlation of keep decisions 1,
-    2 and 64 apart, of consecutive keys and of indices 2**32 apart; exchanging key and
-    index changes the word. The word depends on (key, index) alone: a repeated call
-    gives the same words, and so do the same indices shuffled into a 2-D tensor. index
-    must be left unchanged.
+    2 and 64 apart, of consecutive keys and of indices 2**32 apart; the words two
+    consecutive keys share over 5 * 2**16 indices (about 25 for unrelated streams, not
+    a shifted copy); exchanging key and index changes the word. The word depends on
+    (key, index) alone: a repeated call gives the same words, and so do the same
+    indices shuffled into a 2-D tensor. index must be left unchanged.
     """
     f = _Answer(keep_words, "keep_words", ("key", "index"))
     n = 1 << 16
@@ -154,6 +156,23 @@ def check_keep_words(keep_words):
     other = (_words_of(f, 8, index) >= 2**31).double()
     r = float(torch.corrcoef(torch.stack([bits, other]))[0, 1])
     _require(_z(r, n) < 6, f"keys 7 and 8 give correlated masks (r = {r:.3f})")
+    # Overlapping streams: key 8 repeating key 7's words at shifted indices (a hash of
+    # index + key * N). Over these 5 * 2**16 indices two unrelated keys share about
+    # 25 words (n^2 / 2^32); shifted streams share tens of thousands.
+    spread = torch.cat(
+        [torch.arange(2 * n, dtype=torch.int64)]
+        + [start + index for start in (1 << 32, 1 << 35, (1 << 35) + (1 << 32))]
+    )
+    shared = np.intersect1d(
+        _words_of(f, 7, spread).numpy(), _words_of(f, 8, spread).numpy()
+    ).size
+    _require(
+        shared < 100,
+        f"keys 7 and 8 give {shared} of the same words over {spread.numel()} indices "
+        "(unrelated streams share about 25): the stream of key 8 is key 7's shifted. "
+        "Hashing index + key * N overlaps the streams once a tensor has more than N "
+        "elements; let the key enter the generator as a key, not as an offset",
+    )
     keys = torch.arange(1, 65, dtype=torch.int64)
     table = torch.stack([_words_of(f, a, keys) for a in keys.tolist()])
     off = ~torch.eye(len(keys), dtype=torch.bool)

@@ -1,5 +1,6 @@
 """Exercise checks for Chapter 8: dropout in sequence models and attention."""
 
+import functools
 import math
 
 import torch
@@ -12,6 +13,7 @@ from dropkit.checks._common import (
     _check,
     _check_dtypes_and_device,
     _check_fresh,
+    _check_gradient_at_one,
     _check_mask_dropout,
     _close,
     _describe,
@@ -170,6 +172,10 @@ def check_word_dropout(word_dropout):
     )
 
 
+def _with_weight(f, x, bias, weight):
+    return f(x, weight, bias, 1.0)
+
+
 _AWD = (
     "AWD-LSTM's form of DropConnect (its WeightDrop), which the exercise asks for, "
     "draws one mask over the weight's entries per call, shared by the whole batch, "
@@ -216,6 +222,11 @@ def check_drop_connect_linear(drop_connect_linear):
             _close(out, bias.expand_as(want)),
             "at p=1 every weight is dropped, so the output must be the bias alone: "
             f"{_AWD} (Wan et al. mask the bias too; the exercise follows AWD-LSTM).",
+        )
+        _check_gradient_at_one(
+            functools.partial(_with_weight, f, x, bias),
+            weight,
+            f.show(x, weight, bias, 1.0),
         )
     # Feed the identity: row i of the output is column i of the dropped weight. Two
     # copies of it in one batch (a 3-D x) must see one mask.

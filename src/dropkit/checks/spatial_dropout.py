@@ -16,6 +16,7 @@ from dropkit.checks._common import (
     _check_fresh,
     _check_mask_dropout,
     _numbers_close,
+    _radius,
     _require,
     _signed,
 )
@@ -152,17 +153,47 @@ def _pmf(numel, draws, p, pad=None):
     return out
 
 
+def _drop_block_1d_kept(p, b, length, gamma=None):
+    """1 - gamma, the span of starts that cover each position, and the probability
+    that each position is kept."""
+    if gamma is None:
+        gamma = min(1.0, p / b * length / (length - b + 1))
+    q = 1.0 - gamma
+    spans = [(max(0, t - b + 1), min(t, length - b)) for t in range(length)]
+    return q, spans, [q ** (hi - lo + 1) for lo, hi in spans]
+
+
+def _check_rows_independent(dropped, p, b):
+    """Different samples and different channels draw their own masks: two rows agree
+    at each position as often as two independent rows do (Hoeffding, over disjoint
+    pairs of rows)."""
+    kept = _drop_block_1d_kept(p, b, dropped.shape[-1])[2]
+    expected = sum(k * k + (1 - k) * (1 - k) for k in kept) / len(kept)
+    worst, excess = None, 0.0
+    for axis, what in ((0, "sample"), (1, "channel")):
+        half = dropped.shape[axis] // 2
+        index = torch.arange(half)
+        a = dropped.index_select(axis, 2 * index)
+        c = dropped.index_select(axis, 2 * index + 1)
+        agree = (a == c).double().mean(-1)  # one value in [0, 1] per pair of rows
+        over = agree.mean().item() - expected - _radius(agree.numel())
+        if over > excess:
+            worst, excess = what, over
+    _require(
+        worst is None,
+        f"at p={p}, block_size={b} every {worst} got the same mask: draw one mask "
+        "per sample and channel (the block starts of each (n, c) row are their own "
+        "draws, as in Algorithm 1 of Ghiasi et al.)",
+    )
+
+
 def _drop_block_1d_rate(p, b, length, rows, gamma=None):
     """Mean and standard deviation of the dropped fraction of ``rows`` independent rows
     of ``length`` positions under 1-D DropBlock: starts Bernoulli(gamma) at the
     length - b + 1 positions where a block fits, each zeroing b positions. Exact
     (overlaps and edges included): position t is kept when none of the starts that
     cover it fires."""
-    if gamma is None:
-        gamma = min(1.0, p / b * length / (length - b + 1))
-    q = 1.0 - gamma
-    spans = [(max(0, t - b + 1), min(t, length - b)) for t in range(length)]
-    kept = [q ** (hi - lo + 1) for lo, hi in spans]
+    q, spans, kept = _drop_block_1d_kept(p, b, length, gamma)
     mean = length - sum(kept)
     var = (
         0.0  # of one row's dropped count: sum of the covariances of the kept indicators
@@ -228,6 +259,7 @@ def check_drop_block_1d(drop_block_1d, seed=0):
             f"values from {y[~dropped].min().item():.4f} to "
             f"{y[~dropped].max().item():.4f}",
         )
+        _check_rows_independent(dropped, p, b)
         frac = dropped.float().mean().item()
         length, rows = shape[-1], shape[0] * shape[1]
         mean, sd = _drop_block_1d_rate(p, b, length, rows)

@@ -49,7 +49,16 @@ def check_epochs_to_reach(epochs_to_reach):
     ]
     for val_acc, target, expected, rule in cases:
         call = f"epochs_to_reach({val_acc}, {target})"
-        got = _epoch(f(list(val_acc), target), call)
+        out, err = f.attempt(list(val_acc), target)
+        if err is not None:
+            hint = (
+                "val_acc arrives as a Python list (as train's history gives it): "
+                "compare its entries one by one, or convert it with np.asarray first"
+                if isinstance(err, TypeError)
+                else ""
+            )
+            raise CheckFailed(f.raised(err, list(val_acc), target, hint=hint))
+        got = _epoch(out, call)
         if got == expected:
             continue
         hint = ""
@@ -81,11 +90,22 @@ def check_epochs_to_reach(epochs_to_reach):
         )
 
 
+class _Model(torch.nn.Module):
+    """A model laid out as d2l's: its layers in ``self.net``."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x):
+        return self.net(x)
+
+
 def _l2_model():
     from torch import nn
 
     torch.manual_seed(0)
-    model = nn.Sequential(
+    net = nn.Sequential(
         nn.Flatten(),
         nn.Linear(6, 5),
         nn.LayerNorm(5),  # a 'weight' that is not a linear layer's matrix
@@ -95,12 +115,12 @@ def _l2_model():
         nn.Linear(4, 3, bias=False),  # no bias to skip
     )
     with torch.no_grad():
-        for m in model.modules():
+        for m in net.modules():
             if isinstance(m, nn.Linear) and m.bias is not None:
                 m.bias.fill_(3.0)  # large biases make "biases included" easy to see
-        model[2].weight.fill_(2.0)
-        model[2].bias.fill_(1.0)
-    return model
+        net[2].weight.fill_(2.0)
+        net[2].bias.fill_(1.0)
+    return _Model(net)
 
 
 @_check
@@ -109,7 +129,8 @@ def check_l2_penalty(l2_penalty):
     model's linear layers (``nn.Linear``, nested ones included), biases and every other
     parameter (a LayerNorm's weight, say) excluded, as a one-element tensor that
     gradients flow through: its gradient with respect to each linear weight W is W, and
-    0 for every other parameter. The model must be left unchanged."""
+    0 for every other parameter. The model (laid out as d2l's, its layers in
+    ``model.net``) must be left unchanged."""
     from torch import nn
 
     f = _Answer(l2_penalty, "l2_penalty", ("model",))
@@ -140,7 +161,7 @@ def check_l2_penalty(l2_penalty):
     params = dict(model.named_parameters())
     squares = {n: float((w.detach().double() ** 2).sum()) for n, w in params.items()}
     biases = sum(v for n, v in squares.items() if n.endswith("bias"))
-    norm_weight = squares["2.weight"]
+    norm_weight = squares["net.2.weight"]
     abs_sum = float(sum(w.detach().double().abs().sum() for w in weights))
     mistakes = [
         (expected + biases / 2, "your penalty includes the biases"),
@@ -269,7 +290,24 @@ def check_welch_t(welch_t):
         t, df = _welch_reference(a, b)
         if _numbers_close(t_got, t) and _numbers_close(df_got, df):
             continue
-        hint = "t = (mean(a) - mean(b)) / sqrt(s_a^2/n_a + s_b^2/n_b)"
+        if _numbers_close(t_got, t) and 0 <= df_got <= 1:
+            hint = (
+                "t is right, but the second number must be the degrees of freedom, "
+                "not a p-value"
+            )
+        elif _numbers_close(t_got, t):
+            hint = (
+                "t is right, but the degrees of freedom are Welch-Satterthwaite's, "
+                "(s_a^2/n_a + s_b^2/n_b)^2 / ((s_a^2/n_a)^2/(n_a-1) + "
+                "(s_b^2/n_b)^2/(n_b-1))"
+            )
+        elif _numbers_close(df_got, df):
+            hint = (
+                "the degrees of freedom are right, but t is (mean(a) - mean(b)) / "
+                "sqrt(s_a^2/n_a + s_b^2/n_b)"
+            )
+        else:
+            hint = "t = (mean(a) - mean(b)) / sqrt(s_a^2/n_a + s_b^2/n_b)"
         for (t_bad, df_bad), why in _welch_mistakes(a, b):
             if _numbers_close(t_got, t_bad) and _numbers_close(df_got, df_bad):
                 hint = why
