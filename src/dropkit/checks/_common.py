@@ -12,9 +12,10 @@ function, and the probes that every check uses.
   with a tolerance (:func:`_as_number`, :func:`_as_vector`); tensors with a tolerance by
   dtype (:func:`_close`).
 - :func:`_check_mask_dropout` is the probe of every dropout that multiplies its input by
-  a random mask: the value at p = 0 and p = 1, the kept values and the keep rate at
-  several p measured on multi-dimensional inputs, which axes share one draw and which
-  draw independently, a fresh mask on every call without reseeding in between
+  a random mask: the value at p = 0, zeros at p = 1 with a NaN-free gradient
+  (:func:`_check_gradient_at_one`), a kept NaN that stays NaN, the kept values and the
+  keep rate at several p measured on multi-dimensional inputs, which axes share one draw
+  and which draw independently, a fresh mask on every call without reseeding in between
   (:func:`_check_fresh`), dtype, shape and device (:func:`_check_dtypes_and_device`,
   with the meta device standing in for a GPU).
 
