@@ -19,10 +19,34 @@ def entropy(p):
     return -torch.special.xlogy(p, p).sum(-1)
 
 
+def mi_as_mean_kl(s):  # unusual: the mean KL divergence of each pass from the mean
+    mean = s.mean(0, keepdim=True)
+    log = s.clamp_min(1e-30).log() - mean.clamp_min(1e-30).log()
+    return (s * log).sum(-1).mean(0)
+
+
+def mi_clamps_in_place(s):
+    s.clamp_(min=1e-12)
+    return entropy(s.mean(0)) - entropy(s).mean(0)
+
+
 class TestCheckMutualInformation:
-    def test_passes_library(self, capsys):
-        checks.check_mutual_information(mutual_information)
+    @pytest.mark.parametrize(
+        "fn", [mutual_information, mi_as_mean_kl], ids=["library", "mean-kl"]
+    )
+    def test_passes(self, fn, capsys):
+        checks.check_mutual_information(fn)
         assert capsys.readouterr().out == "all checks passed\n"
+
+    def test_catches_in_place_clamp(self):
+        with pytest.raises(checks.CheckFailed, match="changed its argument samples"):
+            checks.check_mutual_information(mi_clamps_in_place)
+
+    def test_catches_keepdim(self):
+        with pytest.raises(checks.CheckFailed, match=r"shape \(1,\)"):
+            checks.check_mutual_information(
+                lambda s: (entropy(s.mean(0)) - entropy(s).mean(0))[:, None]
+            )
 
     @pytest.mark.parametrize(
         "fn,message",
@@ -65,16 +89,38 @@ class TestCheckMutualInformation:
         with pytest.raises(checks.CheckFailed, match="must return a tensor"):
             checks.check_mutual_information(lambda s: mutual_information(s).tolist())
 
+    def test_passes_numpy(self, capsys):
+        checks.check_mutual_information(lambda s: mutual_information(s).numpy())
+        assert capsys.readouterr().out == "all checks passed\n"
+
 
 def votes_ratio(s):
     votes = torch.nn.functional.one_hot(s.argmax(-1), s.shape[-1]).sum(0)
     return votes.max(-1).values.double() / s.shape[0]
 
 
+def vr_mode(s):  # unusual: torch.mode of the votes, float32 result
+    votes = s.argmax(-1)  # (k, N)
+    mode = votes.mode(0).values
+    return 1 - (votes == mode).float().mean(0)
+
+
 class TestCheckVariationRatio:
-    def test_passes_library(self, capsys):
-        checks.check_variation_ratio(variation_ratio)
+    @pytest.mark.parametrize("fn", [variation_ratio, vr_mode], ids=["library", "mode"])
+    def test_passes(self, fn, capsys):
+        checks.check_variation_ratio(fn)
         assert capsys.readouterr().out == "all checks passed\n"
+
+    def test_catches_passes_and_inputs_swapped(self):
+        # counts over the inputs instead of the passes: wrong for k != N
+        def swapped(s):
+            votes = s.argmax(-1).T
+            return 1 - votes.mode(0).values.new_tensor(
+                [(v == v.mode().values).double().mean() for v in votes.T]
+            )
+
+        with pytest.raises(checks.CheckFailed):
+            checks.check_variation_ratio(swapped)
 
     @pytest.mark.parametrize(
         "fn,message",
@@ -131,10 +177,32 @@ def ece_variant(
     return sum(w * g for w, g in zip(weights, gaps))
 
 
+def ece_numpy(probs, labels, n_bins):  # unusual: numpy digitize, float32 answer
+    probs, labels = np.asarray(probs, dtype=np.float64), np.asarray(labels)
+    conf, pred = probs.max(1), probs.argmax(1)
+    bins = np.digitize(conf, np.linspace(0, 1, n_bins + 1)[1:-1], right=True)
+    ece = 0.0
+    for m in np.unique(bins):
+        inside = bins == m
+        ece += inside.mean() * abs(
+            (pred[inside] == labels[inside]).mean() - conf[inside].mean()
+        )
+    return np.float32(ece)
+
+
 class TestCheckExpectedCalibrationError:
-    def test_passes_library(self, capsys):
-        checks.check_expected_calibration_error(expected_calibration_error)
+    @pytest.mark.parametrize(
+        "fn", [expected_calibration_error, ece_numpy], ids=["library", "numpy"]
+    )
+    def test_passes(self, fn, capsys):
+        checks.check_expected_calibration_error(fn)
         assert capsys.readouterr().out == "all checks passed\n"
+
+    def test_catches_one_bin_short(self):
+        with pytest.raises(checks.CheckFailed, match="n_bins \\+ 1 edges"):
+            checks.check_expected_calibration_error(
+                lambda p, y, n: ece_variant(p, y, n - 1)
+            )
 
     def test_passes_reference_variant(self, capsys):
         checks.check_expected_calibration_error(ece_variant)
@@ -184,9 +252,18 @@ def sklearn_auroc(a, b):
     )
 
 
+def ranks_auroc(a, b):  # unusual: Mann-Whitney U from average ranks (numpy float)
+    from scipy.stats import rankdata
+
+    ranks = rankdata(np.concatenate([a.numpy(), b.numpy()]))
+    u = ranks[len(a) :].sum() - len(b) * (len(b) + 1) / 2
+    return u / (len(a) * len(b))
+
+
 class TestCheckAuroc:
-    def test_passes_sklearn(self, capsys):
-        checks.check_auroc(sklearn_auroc)
+    @pytest.mark.parametrize("fn", [sklearn_auroc, ranks_auroc])
+    def test_passes(self, fn, capsys):
+        checks.check_auroc(fn)
         assert capsys.readouterr().out == "all checks passed\n"
 
     @pytest.mark.parametrize(
@@ -196,8 +273,19 @@ class TestCheckAuroc:
             (lambda a, b: float((b[:, None] > a[None]).double().mean()), "one half"),
             (lambda a, b: float((b[:, None] >= a[None]).double().mean()), "one half"),
             (lambda a, b: float((b > a.mean()).double().mean()), "AUROC is"),
+            (
+                lambda a, b: (
+                    float(
+                        (b.float()[:, None] > a.float()[None]).float().mean()
+                        + 0.5 * (b[:, None] == a[None]).float().mean()
+                    )
+                    if len(a) < 100
+                    else float((b[:, None] > a[None]).double().mean())
+                ),
+                "random",
+            ),
         ],
-        ids=["reversed", "ties-lost", "ties-won", "threshold-accuracy"],
+        ids=["reversed", "ties-lost", "ties-won", "threshold-accuracy", "big-ties"],
     )
     def test_catches(self, fn, message):
         with pytest.raises(checks.CheckFailed, match=message):

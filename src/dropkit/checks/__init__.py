@@ -2,8 +2,12 @@
 
 Each ``check_*`` function runs a learner's code on inputs chosen to expose the usual
 mistakes and either prints ``all checks passed`` or raises :class:`CheckFailed` saying,
-in plain words, what is wrong and how to fix it. Statistical checks use fixed seeds and
-bounds six standard deviations wide, so a correct solution never fails by bad luck.
+in plain words, what is wrong and how to fix it; an exception raised in the learner's
+code becomes a :class:`CheckFailed` that names the call and the input that broke it.
+Statistical checks use fixed seeds and bounds wide enough (Hoeffding's at a false-alarm
+probability of 1e-9 per test, or six standard deviations of an exact distribution) that
+a correct solution does not fail by bad luck. A check leaves torch's global random state
+as the caller had it.
 
 One module per chapter, named after the chapter's notebook (``dropkit.checks.drop_path``
 holds chapter 5's); what they share is in :mod:`dropkit.checks._common`. Every check is

@@ -2,7 +2,9 @@
 
 Each check runs the learner's function for every rank of a simulated split in this one
 process (a rank is an argument; "seeded alike" means ``torch.manual_seed`` with one seed
-before each rank's call), so no processes are started.
+before each rank's call), so no processes are started. The learner's function is called
+only through the shared wrapper (:class:`~dropkit.checks._common._Answer`), and every
+check runs in a forked random state (:func:`~dropkit.checks._common._check`).
 """
 
 import math
@@ -11,7 +13,7 @@ import operator
 import numpy as np
 import torch
 
-from dropkit.checks._common import CheckFailed, _passed, _require
+from dropkit.checks._common import CheckFailed, _Answer, _check, _require
 from dropkit.lowmem import lowmem_dropout
 from dropkit.sharded import sharded_dropout
 
@@ -21,15 +23,6 @@ __all__ = [
     "check_shard_layout",
     "check_tp_dropout",
 ]
-
-
-def _call(fn, name, *args):
-    """The learner's fn(*args); an exception in it becomes a CheckFailed naming the
-    call, so that a solution cell's ``except CheckFailed`` catches it too."""
-    try:
-        return fn(*args)
-    except Exception as err:
-        raise CheckFailed(f"{name}{args} raised {type(err).__name__}: {err}") from err
 
 
 def _int(value):
@@ -47,6 +40,7 @@ def _reference_index(shape, global_shape, offset):
     return full[tuple(slice(o, o + s) for o, s in zip(offset, shape))]
 
 
+@_check
 def check_global_index(global_index):
     """Check ``global_index(shape, global_shape, offset)``: for a block of ``shape``
     that starts at ``offset`` in a tensor of ``global_shape``, an int64 tensor of
@@ -59,9 +53,10 @@ def check_global_index(global_index):
         ((2, 1, 5), (2, 4, 5), (0, 3, 0)),
         ((2, 2), (5, 7), (3, 1)),
     ]
+    fn = _Answer(global_index, "global_index", ("shape", "global_shape", "offset"))
     for shape, global_shape, offset in cases:
         want = _reference_index(shape, global_shape, offset)
-        got = _call(global_index, "global_index", shape, global_shape, offset)
+        got = fn(shape, global_shape, offset)
         _require(
             isinstance(got, torch.Tensor),
             f"global_index{(shape, global_shape, offset)} must return a tensor, but "
@@ -108,7 +103,6 @@ def check_global_index(global_index):
             f"global_index{(shape, global_shape, offset)} returned {got.tolist()}, "
             f"expected {want.tolist()}.{hint}",
         )
-    _passed()
 
 
 def _torch_layout(size, world, rank):
@@ -118,15 +112,17 @@ def _torch_layout(size, world, rank):
     return max(0, min(size, start + chunk) - start), start
 
 
+@_check
 def check_shard_layout(shard_layout):
     """Check ``shard_layout(size, world, rank)``: the (length, start) of rank
     ``rank``'s block when a dim of ``size`` is split over ``world`` ranks the way a
     DTensor's ``Shard(d)`` splits it (as ``torch.chunk`` does)."""
     cases = [(8, 2), (10, 4), (3, 4), (5, 4), (7, 3), (1, 1), (12, 5), (0, 2)]
+    fn = _Answer(shard_layout, "shard_layout", ("size", "world", "rank"))
     for size, world in cases:
         got = []
         for rank in range(world):
-            layout = _call(shard_layout, "shard_layout", size, world, rank)
+            layout = fn(size, world, rank)
             ints = (
                 [_int(v) for v in layout] if isinstance(layout, (tuple, list)) else []
             )
@@ -173,24 +169,24 @@ def check_shard_layout(shard_layout):
             f"size {size} over {world} ranks: you gave (length, start) {got}, "
             f"torch's Shard gives {want}.{hint}",
         )
-    _passed()
 
 
-def _masks_of(fn, name, x, p, world, sharded, seed):
+def _masks_of(fn, x, p, world, sharded, seed):
     """The learner's outputs for every rank, each rank seeded alike with ``seed``."""
     outs = []
     for rank in range(world):
         part = x.chunk(world, -1)[rank] if sharded else x
         torch.manual_seed(seed)
-        out = _call(fn, name, part.clone(), p, rank, world, sharded)
+        out = fn(part.clone(), p, rank, world, sharded)
         _require(
             isinstance(out, torch.Tensor) and out.shape == part.shape,
-            f"{name} must return a tensor shaped like its input {tuple(part.shape)}, "
-            f"but returned {getattr(out, 'shape', type(out).__name__)}",
+            f"{fn.name} must return a tensor shaped like its input "
+            f"{tuple(part.shape)}, but returned "
+            f"{getattr(out, 'shape', type(out).__name__)}",
         )
         _require(
             out.dtype == part.dtype,
-            f"{name} changed the dtype from {part.dtype} to {out.dtype}",
+            f"{fn.name} changed the dtype from {part.dtype} to {out.dtype}",
         )
         outs.append(out)
     return outs
@@ -214,6 +210,7 @@ def _as_shards(copies, x, p, world, seed):
     return True
 
 
+@_check
 def check_tp_dropout(tp_dropout):
     """Check ``tp_dropout(x, p, rank, world, sharded)``: the dropout of rank ``rank``'s
     piece ``x`` of an activation of tensor parallelism over ``world`` ranks. With
@@ -223,13 +220,14 @@ def check_tp_dropout(tp_dropout):
     slices (or the copies) of ``lowmem_dropout`` of the whole activation under that
     seed."""
     name = "tp_dropout"
+    fn = _Answer(tp_dropout, name, ("x", "p", "rank", "world", "sharded"))
     cases = [(0.5, (2, 3, 8), 2), (0.3, (4, 12), 4), (0.7, (3, 6), 3)]
     for i, (p, shape, world) in enumerate(cases):
         x = torch.randn(shape, generator=torch.Generator().manual_seed(7))
         torch.manual_seed(11)
         want = lowmem_dropout(x, p, compile=False)
-        copies = _masks_of(tp_dropout, name, x, p, world, False, seed=11)
-        shards = _masks_of(tp_dropout, name, x, p, world, True, seed=11)
+        copies = _masks_of(fn, x, p, world, False, seed=11)
+        shards = _masks_of(fn, x, p, world, True, seed=11)
         where = f"(p={p}, {world} ranks)"
         if not all(torch.equal(c != 0, copies[0] != 0) for c in copies):
             hint = (
@@ -247,7 +245,7 @@ def check_tp_dropout(tp_dropout):
                 f"{where}: its copies stop being copies. {hint}"
             )
         if i == 0:
-            again = _masks_of(tp_dropout, name, x, p, world, True, seed=12)
+            again = _masks_of(fn, x, p, world, True, seed=12)
             _require(
                 not all(torch.equal(a, b) for a, b in zip(shards, again)),
                 "your masks do not change when the ranks' seed changes: do you "
@@ -278,15 +276,15 @@ def check_tp_dropout(tp_dropout):
             )
     x = torch.ones(2, 8)
     for sharded in (False, True):
-        outs = _masks_of(tp_dropout, name, x, 0.0, 2, sharded, seed=3)
+        outs = _masks_of(fn, x, 0.0, 2, sharded, seed=3)
         pieces = x.chunk(2, -1) if sharded else [x, x]
         _require(
             all(torch.equal(o, q) for o, q in zip(outs, pieces)),
             "at p=0 tp_dropout must return its input unchanged",
         )
-    _passed()
 
 
+@_check
 def check_partial_dropout(partial_dropout):
     """Check ``partial_dropout(x, p, rank, world)``: the dropout of rank ``rank``'s
     partial value ``x`` of a tensor pending a sum over ``world`` ranks (a DTensor's
@@ -294,13 +292,14 @@ def check_partial_dropout(partial_dropout):
     call; the sum of the ranks' results must equal ``lowmem_dropout`` of the sum of
     their inputs under that seed."""
     name = "partial_dropout"
+    fn = _Answer(partial_dropout, name, ("x", "p", "rank", "world"))
     for p, shape, world in [(0.5, (4, 6), 2), (0.3, (3, 5), 4), (0.8, (8,), 3)]:
         gen = torch.Generator().manual_seed(5)
         parts = [torch.randn(shape, generator=gen) for _ in range(world)]
         outs = []
         for rank, part in enumerate(parts):
             torch.manual_seed(13)
-            out = _call(partial_dropout, name, part.clone(), p, rank, world)
+            out = fn(part.clone(), p, rank, world)
             _require(
                 isinstance(out, torch.Tensor) and out.shape == part.shape,
                 f"{name} must return a tensor shaped like its input {shape}, but "
@@ -339,4 +338,3 @@ def check_partial_dropout(partial_dropout):
             f"the sum of your {world} ranks' results is not lowmem_dropout of the "
             f"sum (p={p}, shape {shape}).{hint}",
         )
-    _passed()

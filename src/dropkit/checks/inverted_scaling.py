@@ -5,7 +5,27 @@ import math
 import numpy as np
 import torch
 
-from dropkit.checks._common import CheckFailed, _keep_rate_ok, _passed, _require
+from dropkit.checks._common import (
+    CheckFailed,
+    _Answer,
+    _as_number,
+    _as_tensor,
+    _as_vector,
+    _check,
+    _check_mask_dropout,
+    _close,
+    _numbers_close,
+    _require,
+    _signed,
+)
+from dropkit.checks._mc_passes import (
+    _bn_dropout_model,
+    _dropout_types,
+    _family,
+    _mean_of_passes,
+    _Passes,
+)
+from dropkit.checks.dropout_from_scratch import _SHAPES
 
 __all__ = [
     "check_original_dropout",
@@ -15,157 +35,99 @@ __all__ = [
 ]
 
 
+@_check
 def check_original_dropout(original_dropout):
     """Check ``original_dropout(x, p, training)``, the scheme of Hinton et al. (2012):
     in training keep each entry with probability 1 - p *without* rescaling; at test time
-    multiply by 1 - p."""
-    x = torch.ones(100_000)
-    for p in (0.2, 0.5, 0.8):
-        torch.manual_seed(0)
-        out = original_dropout(x, p, True)
-        _require(
-            isinstance(out, torch.Tensor),
-            f"original_dropout must return a tensor, but returned {type(out).__name__}",
-        )
-        _require(
-            out.shape == x.shape,
-            f"original_dropout changed the shape: {tuple(x.shape)} in, "
-            f"{tuple(out.shape)} out",
-        )
-        values = set(torch.unique(out).tolist())
-        _require(
-            values <= {0.0, 1.0},
-            f"in training at p={p} the entries of original_dropout(ones, p, True) "
-            "must be 0 or 1, but found "
-            f"{sorted(values)[:4]}. The original scheme does not rescale in training; "
-            "the 1/(1-p) belongs to "
-            "inverted dropout.",
-        )
-        kept = int(out.sum())
-        _require(
-            _keep_rate_ok(kept, x.numel(), p),
-            f"in training at p={p} you kept {kept} of {x.numel()} entries, far from "
-            "the expected "
-            f"{(1 - p) * x.numel():.0f}. Is p the probability to drop, not to keep?",
-        )
-        test = original_dropout(x, p, False)
-        _require(
-            torch.allclose(test, x * (1 - p)),
-            f"at test time (training=False) with p={p} the output must be x * (1 - p) "
-            f"= {1 - p:g} for an input of "
-            f"ones, but got values like {test.flatten()[0].item():g}. The original "
-            "scheme scales at test time.",
-        )
-    out = original_dropout(x, 1.0, True)
-    _require(
-        not torch.isnan(out).any() and not out.any(),
-        "at p=1 every entry must be dropped, with no NaN",
+    multiply by 1 - p.
+
+    On inputs of shapes (48, 64) and (32, 6, 5, 7), at p = 0.2, 0.5 and 0.8: in
+    training each entry is 0 or x, with one independent draw per entry and a fresh mask
+    on every call (no reseeding between calls), about a fraction p dropped, x at p = 0
+    and zeros (no NaN) at p = 1; at test time x * (1 - p); the input left unchanged,
+    and the output with x's shape, dtype and device.
+    """
+    f = _Answer(original_dropout, "original_dropout", ("x", "p", "training"))
+    _check_mask_dropout(
+        f,
+        _SHAPES,
+        extra=(True,),
+        kept_scale=lambda p: 1.0,
+        kept_text="x itself",
     )
-    _passed()
+    for shape in _SHAPES:
+        x = _signed(shape, seed=6)
+        for p in (0.0, 0.2, 0.5, 0.8, 1.0):
+            call = f.show(x, p, False)
+            test = _as_tensor(f(x, p, False), call, shape=shape, dtype=x.dtype)
+            if _close(test, x * (1 - p)):
+                continue
+            ratio = (test / x).double()
+            lo, hi = ratio.min().item(), ratio.max().item()
+            hint = ""
+            if math.isclose(lo, 1.0) and math.isclose(hi, 1.0):
+                hint = " The original scheme scales at test time."
+            elif math.isclose(lo, p) and math.isclose(hi, p):
+                hint = " Is p the probability to drop, not to keep?"
+            elif hi > lo + 1e-6:
+                hint = " At test time nothing is dropped: every entry is scaled."
+            raise CheckFailed(
+                f"at test time (training=False) with p={p} the output must be x * "
+                f"(1 - p) = x * {1 - p:g}, but got x times {lo:.4g}"
+                + (f" to {hi:.4g}" if hi > lo + 1e-6 else "")
+                + "."
+                + hint
+            )
 
 
-def _dropout_types():
-    from dropkit.drop import _DropoutBase
-
-    return (torch.nn.modules.dropout._DropoutNd, _DropoutBase)
-
-
-def _bn_dropout_model():
-    """BatchNorm, then one dropout module of every family: torch's and dropkit's."""
-    from torch import nn
-
-    import dropkit
-
-    torch.manual_seed(0)
-    model = nn.Sequential(
-        nn.Linear(6, 16),
-        nn.BatchNorm1d(16),
-        nn.ReLU(),
-        nn.Dropout(0.5),  # 3: torch
-        nn.Linear(16, 16),
-        dropkit.Dropout(0.2),  # 5: dropkit
-        nn.AlphaDropout(0.2),  # 6: torch, not an nn.Dropout
-        dropkit.GaussianDropout(0.2),  # 7: dropkit
-        dropkit.DropPath(0.2),  # 8: dropkit
-        nn.Linear(16, 3),
-    )
-    model.train()
-    for _ in range(3):  # give BatchNorm non-trivial running statistics
-        model(torch.randn(32, 6))
-    return model
-
-
-def _only_dropout_on(model):
-    model.eval()
-    for m in model.modules():
-        if isinstance(m, _dropout_types()):
-            m.train()
-
-
-def _family(module):
-    owner = "dropkit" if type(module).__module__.startswith("dropkit") else "torch"
-    return f"{owner} {type(module).__name__}"
-
-
-def _modes_during(model, call):
-    """Run ``call()`` and return, per dropout and BatchNorm module, the set of
-    ``training`` flags it had when its forward ran."""
-    seen = {
-        name: set()
-        for name, m in model.named_modules()
-        if isinstance(m, (*_dropout_types(), torch.nn.modules.batchnorm._BatchNorm))
-    }
-    hooks = [
-        m.register_forward_pre_hook(
-            lambda mod, inp, name=name: seen[name].add(mod.training)
-        )
-        for name, m in model.named_modules()
-        if name in seen
-    ]
-    try:
-        out = call()
-    finally:
-        for h in hooks:
-            h.remove()
-    return out, seen
-
-
+@_check
 def check_mc_predict(mc_predict):
     """Check ``mc_predict(model, x, k)``: the mean softmax probabilities of k passes
     with every dropout module on (torch's ``nn.Dropout*``, ``nn.AlphaDropout`` and every
     dropkit module), BatchNorm frozen (running statistics used and left unchanged), and
-    every module's mode restored."""
+    every module's mode restored; ``x`` left unchanged; a ValueError (or TypeError)
+    for a k that is not a positive integer.
 
+    The passes may run one after the other or as one batch (x repeated): the check
+    records every pass through the model and compares the answer with the mean softmax
+    of the passes it saw, so any order of drawing the masks is accepted.
+    """
+    f = _Answer(mc_predict, "mc_predict", ("model", "x", "k"))
     model = _bn_dropout_model()
     model[1].eval()  # an unusual mix of modes, which must come back as it was
     model[6].eval()
     before = [m.training for m in model.modules()]
-    stats = (
-        model[1].running_mean.clone(),
-        model[1].running_var.clone(),
-        int(model[1].num_batches_tracked),
-    )
+    state = {k: v.clone() for k, v in model.state_dict().items()}
     x = torch.randn(64, 6)
-    torch.manual_seed(1)
-    out, seen = _modes_during(model, lambda: mc_predict(model, x, 20))
-    _require(
-        isinstance(out, torch.Tensor),
-        f"mc_predict must return a tensor, but returned {type(out).__name__}",
-    )
+    x0 = x.clone()
+    k = 20
+    call = f.show(model, x, k)
+    with _Passes(model) as passes:
+        out, err = f.attempt(model, x, k, check_inputs=False)
+    if err is not None:
+        raise CheckFailed(f.raised(err, model, x, k))
+    _require(torch.equal(x, x0), f"{call} changed x in place: leave the input as it is")
+    _as_tensor(out, call)
     _require(
         out.shape == (64, 3),
         "mc_predict must return one row of class probabilities per input, shape (64, "
         f"3), but got {tuple(out.shape)}",
     )
+    bn = model[1]
     _require(
-        torch.equal(model[1].running_mean, stats[0])
-        and torch.equal(model[1].running_var, stats[1])
-        and int(model[1].num_batches_tracked) == stats[2]
-        and seen["1"] <= {False},
+        torch.equal(bn.running_mean, state["1.running_mean"])
+        and torch.equal(bn.running_var, state["1.running_var"])
+        and int(bn.num_batches_tracked) == int(state["1.num_batches_tracked"])
+        and passes.modes["1"] <= {False},
         "mc_predict changed BatchNorm's running statistics: it put the whole model in "
         "training mode. "
         "Call model.eval() first, then switch only the dropout modules back to "
         "train().",
+    )
+    now = model.state_dict()
+    _require(
+        all(torch.equal(now[k], v) for k, v in state.items()),
+        f"{call} changed the model's weights: Monte-Carlo dropout only runs it",
     )
     _require(
         [m.training for m in model.modules()] == before,
@@ -174,16 +136,23 @@ def check_mc_predict(mc_predict):
         "`training` flag and restore it (in a `finally` block, so an error restores "
         "them too).",
     )
+    out = out.detach().double()
     _require(
-        torch.allclose(out.sum(dim=1), torch.ones(64), atol=1e-5) and (out >= 0).all(),
+        torch.allclose(out.sum(dim=1), torch.ones(64, dtype=torch.float64), atol=1e-5)
+        and bool((out >= 0).all()),
         "each row of mc_predict's output must be class probabilities that sum to 1: "
-        "average the softmax of "
-        "each pass, not the logits.",
+        "the mean over the passes of each pass's softmax (not of the logits, and not "
+        "a median or a maximum, which do not sum to 1).",
+    )
+    _require(
+        passes.inputs and len(passes.inputs) == len(passes.outputs),
+        f"{call} did not run the model: run it on x, k times, with the dropout "
+        "modules in training mode",
     )
     dropouts = [
         name for name, m in model.named_modules() if isinstance(m, _dropout_types())
     ]
-    off = [name for name in dropouts if True not in seen[name]]
+    off = [name for name in dropouts if True not in passes.modes[name]]
     _require(
         len(off) < len(dropouts),
         "mc_predict returned the deterministic prediction: the dropout modules must "
@@ -201,30 +170,28 @@ def check_mc_predict(mc_predict):
         "Dropout, Dropout1d/2d/3d, AlphaDropout and FeatureAlphaDropout and all of "
         "dropkit's.",
     )
-    # The mean of k passes must match a reference computed from the same random numbers.
-    ref_model, model = _bn_dropout_model(), _bn_dropout_model()
-    _only_dropout_on(ref_model)
-    torch.manual_seed(2)
-    with torch.no_grad():
-        ref = torch.stack([ref_model(x).softmax(dim=1) for _ in range(7)]).mean(0)
-    torch.manual_seed(2)
-    got = mc_predict(model, x, 7)
-    _require(
-        torch.allclose(got, ref, atol=1e-5),
-        "mc_predict(model, x, 7) differs from the mean of 7 softmax outputs with only "
-        "the dropout "
-        "modules in train mode. Run exactly k passes and average them.",
-    )
+    want, of_logits = _mean_of_passes(passes, x, k, call)
+    if not torch.allclose(out, want, atol=1e-5):
+        _require(
+            not torch.allclose(out, of_logits, atol=1e-5),
+            "mc_predict returned the softmax of the mean logits: average the softmax "
+            "probabilities of the passes (the arithmetic mean of the thinned "
+            "networks' predictions), not their logits.",
+        )
+        raise CheckFailed(
+            f"{call} differs from the mean of the softmax outputs of the {k} passes it "
+            f"ran (by up to {(out - want).abs().max().item():.3g}). Run exactly k "
+            "passes and average their softmax probabilities."
+        )
     for bad in (0, -1, 2.5, True):
-        try:
-            mc_predict(model, x, bad)
-        except (ValueError, TypeError):
+        out, err = f.attempt(_bn_dropout_model(), x, bad)
+        if isinstance(err, (ValueError, TypeError)):
             continue
         raise CheckFailed(
             f"mc_predict(model, x, k={bad!r}) must raise ValueError: k must be a "
             "positive integer"
+            + (f", but it raised {type(err).__name__}" if err is not None else "")
         )
-    _passed()
 
 
 def _dropout_ridge_reference(X, y, p):
@@ -232,96 +199,120 @@ def _dropout_ridge_reference(X, y, p):
     return np.linalg.solve(gram + p / (1 - p) * np.diag(np.diag(gram)), X.T @ y)
 
 
+def _ridge_solve(X, y, penalty):
+    return np.linalg.solve(X.T @ X + penalty, X.T @ y)
+
+
+def _same_weights(w, v):
+    return np.linalg.norm(w - v) <= 1e-4 * np.linalg.norm(v)
+
+
+@_check
 def check_dropout_ridge(dropout_ridge):
-    """Check ``dropout_ridge(X, y, p)``: the weights minimising the expected loss of
-    linear regression with inverted dropout (rate p) on the inputs,
-    ``(X^T X + p/(1-p) diag(X^T X))^{-1} X^T y``."""
+    """Check ``dropout_ridge(X, y, p)`` for X an (n, d) array and y an (n,) array: the
+    d weights minimising the expected loss of linear regression with inverted dropout
+    (rate p) on the inputs, ``(X^T X + p/(1-p) diag(X^T X))^{-1} X^T y``, as any
+    sequence of d numbers (a numpy array, a list, a tensor); X and y left unchanged.
+    Tested at p = 0, 0.2, 0.5 and 0.9 on two data sets, to a relative tolerance of
+    1e-4."""
+    f = _Answer(dropout_ridge, "dropout_ridge", ("X", "y", "p"))
     rng = np.random.default_rng(0)
-    X = rng.standard_normal((50, 4)) * np.array([0.5, 1.0, 2.0, 4.0])
-    y = X @ np.array([1.0, -2.0, 0.5, 0.25]) + 0.1 * rng.standard_normal(50)
-    gram = X.T @ X
-    for p in (0.0, 0.2, 0.5):
-        w = np.asarray(dropout_ridge(X, y, p), dtype=float)
-        _require(
-            w.shape == (4,),
-            "dropout_ridge must return one weight per feature, shape (4,), but got "
-            f"{w.shape}",
-        )
-        ref = _dropout_ridge_reference(X, y, p)
-        if np.allclose(w, ref, rtol=1e-6, atol=1e-9):
-            continue
-        if p > 0 and np.allclose(
-            w,
-            np.linalg.solve(
-                gram + p / (1 - p) * np.trace(gram) / 4 * np.eye(4), X.T @ y
-            ),
-            rtol=1e-6,
-        ):
-            raise CheckFailed(
-                "your penalty is the same for every weight; dropout's is adaptive: "
-                "weight j is penalised by "
-                "the squared norm of feature j, so use diag(X^T X), not a multiple of "
-                "the identity"
+    data = []
+    for n, scales in ((50, [0.5, 1.0, 2.0, 4.0]), (30, [3.0, 0.2, 1.0, 1.5, 0.7, 2.5])):
+        d = len(scales)
+        X = rng.standard_normal((n, d)) * np.array(scales)
+        y = X @ rng.standard_normal(d) + 0.1 * rng.standard_normal(n)
+        data.append((X, y))
+    for X, y in data:
+        d = X.shape[1]
+        gram = X.T @ X
+        for p in (0.0, 0.2, 0.5, 0.9):
+            call = f.show(X, y, p)
+            out, err = f.attempt(X, y, p)
+            if err is not None:
+                hint = (
+                    "At p = 0 nothing is dropped and the penalty is 0; did you divide "
+                    "by p? The strength is p/(1-p), p the probability to drop"
+                    if isinstance(err, ZeroDivisionError) and p == 0
+                    else ""
+                )
+                raise CheckFailed(f.raised(err, X, y, p, hint=hint))
+            w = _as_vector(out, call, "the weights")
+            _require(
+                w.shape == (d,),
+                f"{call} must return one weight per feature, {d} numbers, but "
+                f"returned {w.size}",
             )
-        if p > 0 and np.allclose(
-            w, np.linalg.solve(gram + p / (1 - p) * np.eye(4), X.T @ y), rtol=1e-6
-        ):
+            ref = _ridge_solve(X, y, p / (1 - p) * np.diag(np.diag(gram)))
+            if _same_weights(w, ref):
+                continue
+            mistakes = [
+                (
+                    p / (1 - p) * np.trace(gram) / d * np.eye(d),
+                    "your penalty is the same for every weight; dropout's is "
+                    "adaptive: weight j is penalised by the squared norm of feature j, "
+                    "so use diag(X^T X), not a multiple of the identity",
+                ),
+                (
+                    p / (1 - p) * np.eye(d),
+                    "you used the identity where dropout's penalty has diag(X^T X): "
+                    "each weight is penalised by the squared norm of its own feature",
+                ),
+                (
+                    p * np.diag(np.diag(gram)),
+                    "the penalty strength must be p/(1-p), the variance of a mask "
+                    "entry scaled by 1/(1-p), not p",
+                ),
+                (
+                    (1 - p) / p * np.diag(np.diag(gram)) if p > 0 else None,
+                    "you used (1-p)/p: p is the probability to drop, so the strength "
+                    "is p/(1-p)",
+                ),
+                (
+                    p / (1 - p) * gram,
+                    "the penalty keeps only the diagonal of X^T X: "
+                    "np.diag(np.diag(X.T @ X)), not the whole matrix",
+                ),
+            ]
+            for penalty, hint in mistakes:
+                if p > 0 and penalty is not None:
+                    if _same_weights(w, _ridge_solve(X, y, penalty)):
+                        raise CheckFailed(f"at p={p} {hint}")
             raise CheckFailed(
-                "you used the identity where dropout's penalty has diag(X^T X): each "
-                "weight is penalised "
-                "by the squared norm of its own feature"
+                f"at p={p} your weights {np.round(w, 4)} differ from the minimiser of "
+                f"the expected dropout loss {np.round(ref, 4)}"
             )
-        if p > 0 and np.allclose(
-            w, np.linalg.solve(gram + p * np.diag(np.diag(gram)), X.T @ y), rtol=1e-6
-        ):
-            raise CheckFailed(
-                "the penalty strength must be p/(1-p), the variance of a mask entry "
-                "scaled by 1/(1-p), not p"
-            )
-        if p > 0 and np.allclose(
-            w,
-            np.linalg.solve(gram + (1 - p) / p * np.diag(np.diag(gram)), X.T @ y),
-            rtol=1e-6,
-        ):
-            raise CheckFailed(
-                "you used (1-p)/p: p is the probability to drop, so the strength is "
-                "p/(1-p)"
-            )
-        raise CheckFailed(
-            f"at p={p} your weights {np.round(w, 4)} differ from the minimiser of the "
-            "expected dropout loss "
-            f"{np.round(ref, 4)}"
-        )
-    _passed()
 
 
 def _third_moment(p):
     return p * (2 * p - 1) / (1 - p) ** 2
 
 
+@_check
 def check_third_moment(third_moment):
     """Check ``third_moment(p)``: the third central moment E[(r - 1)^3] of inverted
     dropout's multiplier r = m / (1 - p), m ~ Bernoulli(1 - p), which is
     p (2p - 1) / (1 - p)^2. Gaussian dropout's multiplier N(1, p / (1 - p)) has the same
-    mean and variance and a third central moment of 0."""
+    mean and variance and a third central moment of 0. Tested at p = 0, 0.1, 0.2, 0.3,
+    0.5, 0.7 and 0.9; any number (Python, numpy, a one-element tensor, float32
+    included) within a relative tolerance of 1e-5 passes."""
+    f = _Answer(third_moment, "third_moment", ("p",))
     ps = (0.0, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9)
     got = []
     for p in ps:
-        try:
-            value = third_moment(p)
-        except ZeroDivisionError:
+        value, err = f.attempt(p)
+        if isinstance(err, ZeroDivisionError):
             raise CheckFailed(
-                f"third_moment({p}) divided by zero. At p = 0 nothing is dropped, r = "
-                "1 always and "
-                "the moment is 0; did you divide by p? p is the probability to drop, "
-                "not to keep."
-            ) from None
-        try:
-            value = float(value)
-        except (TypeError, ValueError):
-            raise CheckFailed(
-                f"third_moment({p}) must return a number, but returned {value!r}"
-            ) from None
+                f.raised(
+                    err,
+                    p,
+                    hint="At p = 0 nothing is dropped, r = 1 always and the moment is "
+                    "0; did you divide by p? p is the probability to drop, not to keep",
+                )
+            )
+        if err is not None:
+            raise CheckFailed(f.raised(err, p))
+        value = _as_number(value, f"third_moment({p})")
         _require(
             math.isfinite(value),
             f"third_moment({p}) returned {value}, which is not finite",
@@ -330,11 +321,10 @@ def check_third_moment(third_moment):
 
     def same(fn):
         return all(
-            math.isclose(g, fn(p), rel_tol=1e-9, abs_tol=1e-12) for g, p in zip(got, ps)
+            _numbers_close(g, fn(p), rel=1e-5, abs_=1e-7) for g, p in zip(got, ps)
         )
 
     if same(_third_moment):
-        _passed()
         return
     if same(lambda p: 0.0):
         raise CheckFailed(
@@ -365,6 +355,6 @@ def check_third_moment(third_moment):
         + ", ".join(
             f"{p}: expected {_third_moment(p):.4g}, got {g:.4g}"
             for p, g in zip(ps, got)
-            if not math.isclose(g, _third_moment(p), rel_tol=1e-9, abs_tol=1e-12)
+            if not _numbers_close(g, _third_moment(p), rel=1e-5, abs_=1e-7)
         )
     )
