@@ -91,6 +91,15 @@ class TestCheckShardLayout:
         check_shard_layout(self.unusual)
         assert capsys.readouterr().out.count("all checks passed") == 2
 
+    def test_numpy_and_torch_integers_pass(self, capsys):
+        check_shard_layout(
+            lambda n, w, r: tuple(np.int64(v) for v in self.right(n, w, r))
+        )
+        check_shard_layout(
+            lambda n, w, r: [torch.tensor(v) for v in self.right(n, w, r)]
+        )
+        assert capsys.readouterr().out.count("all checks passed") == 2
+
     def test_reference_is_torchs_shard(self):
         from torch.distributed.tensor import Shard
 
@@ -124,8 +133,23 @@ class TestCheckShardLayout:
                 "last rank the remainder",
             ),
             (lambda n, w, r: [n // w], "two ints"),
+            (lambda n, w, r: (float(n // w), 0), "two ints"),
+            (lambda n, w, r: (True, 0), "two ints"),
+            (
+                lambda n, w, r: TestCheckShardLayout.right(n, w, r)[::-1],
+                r"You returned \(start, length\)",
+            ),
         ],
-        ids=["floor", "array_split", "unclamped", "remainder last", "one value"],
+        ids=[
+            "floor",
+            "array_split",
+            "unclamped",
+            "remainder last",
+            "one value",
+            "a float",
+            "a bool",
+            "swapped",
+        ],
     )
     def test_wrong_answers_fail_with_their_hint(self, wrong, hint):
         with pytest.raises(CheckFailed, match=hint):
@@ -164,6 +188,15 @@ def _tp_reseed(x, p, rank, world, sharded):
     return _tp_right(x, p, rank, world, sharded)
 
 
+def _tp_replicated_as_shard(x, p, rank, world, sharded):
+    # The replicated copy dropped as if it were rank's shard of a wider tensor.
+    global_shape = (*x.shape[:-1], x.shape[-1] * world)
+    offset = (0,) * (x.dim() - 1) + (rank * x.shape[-1],)
+    return sharded_dropout(
+        x, p, global_shape=global_shape, offset=offset, compile=False
+    )
+
+
 def _tp_wrong_dim(x, p, rank, world, sharded):
     if not sharded:
         return sharded_dropout(x, p, compile=False)
@@ -183,19 +216,21 @@ class TestCheckTpDropout:
     @pytest.mark.parametrize(
         "wrong,hint",
         [
-            (_tp_per_rank_seed, "replicated activation got different masks"),
+            (_tp_per_rank_seed, "different masks.*without a seed of your own"),
+            (_tp_replicated_as_shard, "as if it were a shard.*offset 0"),
             (lambda x, p, r, w, s: F.dropout(x, p), "every shard"),
             (lambda x, p, r, w, s: lowmem_dropout(x, p, compile=False), "every shard"),
             (_tp_wrong_dim, "not \\(the slices of\\) lowmem_dropout's mask"),
             (_tp_reseed, "do not change when the ranks' seed changes"),
             (
                 lambda x, p, r, w, s: _tp_right(x, p, r, w, s) * (1 - p),
-                "x / \\(1 - p\\)",
+                "x times lowmem_dropout's scale",
             ),
             (lambda x, p, r, w, s: _tp_right(x, p, r, w, s).double(), "dtype"),
         ],
         ids=[
             "per-rank seed",
+            "replicated as a shard",
             "F.dropout",
             "local lowmem",
             "wrong dim",
@@ -246,3 +281,18 @@ class TestCheckPartialDropout:
     def test_wrong_answers_fail_with_their_hint(self, wrong, hint):
         with pytest.raises(CheckFailed, match=hint):
             check_partial_dropout(wrong)
+
+
+def _raises(*args):
+    raise ZeroDivisionError("the learner's own bug")
+
+
+@pytest.mark.parametrize(
+    "check",
+    [check_global_index, check_shard_layout, check_tp_dropout, check_partial_dropout],
+)
+def test_a_learner_function_that_raises_is_a_check_failure(check):
+    """CheckFailed, naming the call and the learner's error, so that a solution
+    cell's ``except CheckFailed`` catches it."""
+    with pytest.raises(CheckFailed, match="raised ZeroDivisionError: the learner's"):
+        check(_raises)

@@ -14,7 +14,7 @@ import torch.distributed as dist
 
 from dropkit import lowmem_dropout, sharded_dropout
 from dropkit.distributed import RankFailed, launch, mesh
-from dropkit.parallel import dp_train, tp_checkpoint, tp_run
+from dropkit.parallel import dp_train, tp_checkpoint, tp_run, tp_runs
 
 pytestmark = pytest.mark.skipif(
     not (dist.is_available() and dist.is_gloo_available()),
@@ -106,6 +106,13 @@ def dtensor_with_global_shape():
 
     x = distribute_tensor(torch.ones(4, 4), mesh(), [Shard(0)])
     return sharded_dropout(x, 0.5, global_shape=(4, 4))
+
+
+def dtensor_with_rows():
+    from torch.distributed.tensor import Shard, distribute_tensor
+
+    x = distribute_tensor(torch.ones(4, 4), mesh(), [Shard(0)])
+    return sharded_dropout(x, 0.5, rows=[0, 1])
 
 
 def dtensor_partial_product():
@@ -217,10 +224,24 @@ class TestTensorParallel:
         ]
         assert not torch.equal(*masks)
 
-    @pytest.mark.parametrize("reentrant", [True, False])
-    def test_exact_under_checkpoint_on_every_rank(self, reentrant):
-        assert launch(tp_checkpoint, 2, ("dropkit", reentrant)) == [True, True]
-        assert launch(tp_checkpoint, 2, ("megatron", reentrant)) == [False, False]
+    def test_exact_under_checkpoint_on_every_rank(self):
+        both = {True: True, False: True}
+        assert launch(tp_checkpoint, 2, ("dropkit",)) == [both, both]
+        neither = {True: False, False: False}
+        assert launch(tp_checkpoint, 2, ("megatron",)) == [neither, neither]
+        assert launch(tp_checkpoint, 1, ("torch", (False,))) == [{False: True}]
+
+    def test_several_runs_in_one_launch_are_the_single_runs(self):
+        calls = [("mlp", "torch", "per-rank"), ("sequence", "dropkit")]
+        together = launch(tp_runs, 2, (calls,))
+        for i, call in enumerate(calls):
+            alone = launch(tp_run, 2, call)
+            for rank in range(2):
+                a, b = together[rank][i], alone[rank]
+                assert a["equal on all ranks"] == b["equal on all ranks"], call
+                assert all(
+                    torch.equal(a["masks"][k], b["masks"][k]) for k in a["masks"]
+                )
 
 
 class TestDTensorPlacements:
@@ -258,6 +279,8 @@ class TestDTensorPlacements:
     def test_errors(self):
         with pytest.raises(RankFailed, match="placements give its global shape"):
             launch(dtensor_with_global_shape, 2)
+        with pytest.raises(RankFailed, match="placements give its global shape"):
+            launch(dtensor_with_rows, 2)
         with pytest.raises(RankFailed, match=r"Partial\('product'\) DTensor cannot"):
             launch(dtensor_partial_product, 2)
 
@@ -273,9 +296,11 @@ def _tokens(text):
 
 class TestDataParallel:
     @staticmethod
-    def masks(kind, world, steps, start=None):
-        results = launch(dp_train, world, (kind, steps, start))
-        masks = [torch.cat([r[0][s] for r in results]) for s in range(steps)]
+    def masks(kind, world, steps, start=None, split="blocks"):
+        """Each step's global mask, every rank's rows put back in their places."""
+        results = launch(dp_train, world, (kind, steps, start, split))
+        order = torch.tensor([i for r in results for i in r[3]]).argsort()
+        masks = [torch.cat([r[0][s] for r in results])[order] for s in range(steps)]
         return masks, dict(results[0][1], rng=[r[2] for r in results])
 
     @pytest.mark.parametrize("world", [2, 4])
@@ -285,6 +310,22 @@ class TestDataParallel:
         assert all(torch.equal(a, b) for a, b in zip(one, many))
         for k, v in state["model"].items():
             assert torch.allclose(state1["model"][k], v, atol=1e-6), k
+
+    @pytest.mark.parametrize("world", [2, 4])
+    def test_distributed_samplers_split_needs_split_interleaved(self, world):
+        """torch's DistributedSampler interleaves the global batch over the ranks:
+        ShardedDropout told so draws one process's masks; told blocks, it does not."""
+        one, state1 = self.masks("dropkit", 1, 2)
+        good, state = self.masks("dropkit, interleaved", world, 2, split="sampler")
+        assert all(torch.equal(a, b) for a, b in zip(one, good))
+        for k, v in state["model"].items():
+            assert torch.allclose(state1["model"][k], v, atol=1e-6), k
+        bad, _ = self.masks("dropkit", world, 2, split="sampler")
+        assert not any(torch.equal(a, b) for a, b in zip(one, bad))
+
+    def test_the_samplers_rows(self):
+        rows = [r[3] for r in launch(dp_train, 4, ("dropkit", 1, None, "sampler"))]
+        assert rows == [[0, 4], [1, 5], [2, 6], [3, 7]]
 
     def test_alike_seeds_are_not(self):
         one, _ = self.masks("torch, alike seeds", 1, 1)
@@ -299,3 +340,10 @@ class TestDataParallel:
         assert all(torch.equal(a, b) for a, b in zip(straight, first + then))
         for k, v in end["model"].items():
             assert torch.allclose(v, resumed["model"][k], atol=1e-6), k
+
+    def test_alike_seeds_do_not_resume_on_another_number_of_ranks(self):
+        straight, _ = self.masks("torch, alike seeds", 2, 2)
+        first, saved = self.masks("torch, alike seeds", 2, 1)
+        then, _ = self.masks("torch, alike seeds", 4, 1, start=saved)
+        assert torch.equal(straight[0], first[0])  # the same run, so far
+        assert not torch.equal(straight[1], then[0])

@@ -158,6 +158,10 @@ def launch(
     ``TimeoutError`` names the ranks still running. A collective in the ranks times
     out 10 s later than that.
 
+    From a script, call it under ``if __name__ == "__main__":``: each new process
+    imports the script as its main module, and a launch at the script's top level
+    would run again there.
+
     Example (``dropkit.parallel.all_ranks`` returns each rank's number and their
     sum):
         >>> launch(dropkit.parallel.all_ranks, 2)
@@ -260,7 +264,9 @@ def _collect(procs, out, results, deadline, timeout, paths):
             rank,
             world,
             f"rank {rank} of {world} died with exit code {procs[rank].exitcode} "
-            "before returning" + _tail(paths),
+            "before returning"
+            + ("" if os.path.exists(paths[rank]) else _NO_START)
+            + _tail(paths),
         )
     rank = (causes or sorted(errors))[0]
     name, message, trace = errors[rank]
@@ -270,6 +276,14 @@ def _collect(procs, out, results, deadline, timeout, paths):
         f"rank {rank} of {world} raised {name}: {message}\n\n"
         f"rank {rank}'s traceback:\n{trace}" + _tail(paths),
     )
+
+
+# A rank that died before _rank_main ran: typically a script without a main guard.
+_NO_START = (
+    ", before it started: if launch was called at the top level of a script, call "
+    'it under if __name__ == "__main__": (each new process imports the script; its '
+    "own traceback went to the terminal)"
+)
 
 
 def _tail(paths, lines=40):

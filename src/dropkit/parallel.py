@@ -3,7 +3,6 @@
 # Edit those cells, not this file.
 
 
-import contextlib
 import copy
 
 import torch
@@ -13,6 +12,7 @@ from torch.nn import functional as F
 
 from dropkit.distributed import mesh
 from dropkit.sharded import ShardedDropout, sharded_dropout
+from dropkit.tracker import ForkedDropout, RNGTracker, megatron_seed
 
 
 def all_ranks():
@@ -34,8 +34,9 @@ def seed(seeding, step=0):
 
 
 def _dp_drop(kind, p):
-    if kind == "dropkit":  # tiny tensors: compiling would cost more than it saves
-        return ShardedDropout(p, batch_dim=0, compile=False)
+    if kind.startswith("dropkit"):  # tiny tensors: compiling would cost more
+        split = "interleaved" if kind.endswith("interleaved") else "blocks"
+        return ShardedDropout(p, batch_dim=0, split=split, compile=False)
     return nn.Dropout(p)
 
 
@@ -107,15 +108,20 @@ def _start(kind, start):
     return model, start["step"]
 
 
-def dp_train(kind, steps, start=None, global_batch=8, lr=0.5):
+def dp_train(kind, steps, start=None, split="blocks", global_batch=8, lr=0.5):
     # Train data-parallel for `steps` SGD steps; return this rank's masks of each
-    # step, and the state to resume from.
+    # step, the state to resume from, and which rows of each global batch it took:
+    # a block in rank order, or the rows DistributedSampler gives it.
     from torch.nn.parallel import DistributedDataParallel as DDP
+    from torch.utils.data import DistributedSampler
 
     rank, world = dist.get_rank(), dist.get_world_size()
     model, first = _start(kind, start)
     ddp, optimizer, masks = DDP(model), torch.optim.SGD(model.parameters(), lr=lr), []
-    rows = slice(rank * global_batch // world, (rank + 1) * global_batch // world)
+    b = global_batch // world
+    rows = list(range(rank * b, (rank + 1) * b))
+    if split == "sampler":  # rank r takes rows r, r + world, r + 2 * world, ...
+        rows = list(DistributedSampler(range(global_batch), world, rank, shuffle=False))
     for step in range(first, first + steps):
         data = torch.Generator().manual_seed(step)  # the step's global batch
         x = torch.randn(global_batch, 16, generator=data)[rows]
@@ -129,6 +135,7 @@ def dp_train(kind, steps, start=None, global_batch=8, lr=0.5):
         masks,
         {"model": model.state_dict(), "step": first + steps},
         torch.get_rng_state(),
+        rows,
     )
 
 
@@ -292,6 +299,11 @@ def tp_run(block, kind, seeding="alike"):
     return out
 
 
+def tp_runs(calls):
+    # tp_run(*call) for each call, in one launch.
+    return [tp_run(*call) for call in calls]
+
+
 def tp_drift(seeding, steps=8, lr=0.1):
     # Train the tensor-parallel MLP, torch's dropout seeded `seeding`; after each
     # step, the largest difference between the ranks' copies of fc2's bias.
@@ -310,44 +322,6 @@ def tp_drift(seeding, steps=8, lr=0.1):
         copies = _gather(model.fc2.bias, None)
         gaps.append(max(float((c - copies[0]).abs().max()) for c in copies))
     return gaps
-
-
-class RNGTracker:
-    # Megatron-LM's CudaRNGStatesTracker on torch's CPU generator: named states.
-    def __init__(self):
-        self.states = {}
-
-    def add(self, name, seed):
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            self.states[name] = torch.get_rng_state()
-
-    @contextlib.contextmanager
-    def fork(self, name="model-parallel-rng"):
-        saved = torch.get_rng_state()
-        torch.set_rng_state(self.states[name])
-        try:
-            yield
-        finally:
-            self.states[name] = torch.get_rng_state()
-            torch.set_rng_state(saved)
-
-
-def megatron_seed(seed, tracker):  # model_parallel_cuda_manual_seed, on the CPU
-    torch.manual_seed(seed)
-    tracker.states.clear()
-    tracker.add("model-parallel-rng", seed + 2718 + dist.get_rank())
-
-
-class ForkedDropout(nn.Dropout):
-    # nn.Dropout drawn inside tracker.fork(): the dropout of a sharded activation.
-    def __init__(self, p, tracker):
-        super().__init__(p)
-        self.tracker = tracker
-
-    def forward(self, x):
-        with self.tracker.fork():
-            return super().forward(x)
 
 
 def dtensor_dropout():
@@ -376,9 +350,9 @@ def dtensor_dropout():
     return masks, list(dict.fromkeys(str(w.message) for w in caught)), error
 
 
-def tp_checkpoint(kind, use_reentrant):
-    # Gradients of the tensor-parallel MLP with and without torch.utils.checkpoint,
-    # each run under the same seed: bit-identical?
+def tp_checkpoint(kind, modes=(True, False)):
+    # Gradients of the tensor-parallel MLP with and without torch.utils.checkpoint
+    # (use_reentrant = each of `modes`), each run under the same seed: bit-identical?
     from torch.distributed.tensor.parallel import parallelize_module
     from torch.utils.checkpoint import checkpoint
 
@@ -387,11 +361,14 @@ def tp_checkpoint(kind, use_reentrant):
     parallelize_module(model, mesh(), plan("mlp", local_output=kind != "dropkit"))
     x, weights, _ = _inputs("mlp", kind, None)
     x.requires_grad_(True)  # use_reentrant=True needs an input that requires grad
-    runs = []
-    for wrap in (False, True):
-        model.zero_grad()
-        _seed_step(kind, "alike", tracker, 1)
-        y = checkpoint(model, x, use_reentrant=use_reentrant) if wrap else model(x)
-        (_full(y) * weights).sum().backward()
-        runs.append([_full(p.grad) for p in model.parameters()])
-    return all(torch.equal(a, b) for a, b in zip(*runs))
+    equal = {}
+    for mode in modes:
+        runs = []
+        for wrap in (False, True):
+            model.zero_grad()
+            _seed_step(kind, "alike", tracker, 1)
+            y = checkpoint(model, x, use_reentrant=mode) if wrap else model(x)
+            (_full(y) * weights).sum().backward()
+            runs.append([_full(p.grad) for p in model.parameters()])
+        equal[mode] = all(torch.equal(a, b) for a, b in zip(*runs))
+    return equal

@@ -8,8 +8,9 @@ import warnings
 
 import torch
 
-from dropkit.drop import _check_input, _check_p, _DropoutBase, _zeros
-from dropkit.lowmem import _LANES, _constants, _draw_key, _halves, _index
+from dropkit.drop import _check_generator, _check_input, _check_p, _DropoutBase, _zeros
+from dropkit.lowmem import _LANES, _constants, _draw_key, _halves, _index, _isa_options
+from dropkit.placement import _check_rows, _check_shard, _dtensor_shard, _is_dtensor
 
 
 def _apply_global_mask(t, key, threshold, scale, base, steps, q):
@@ -32,21 +33,6 @@ def _apply_global_mask(t, key, threshold, scale, base, steps, q):
 _kernels = {}
 
 
-def _compile_options(device_type):
-    """Tie inductor's cached CPU code to the vector width it was written for: torch
-    2.13 caches it under a key without the instruction set, and code written for
-    AVX-512 and reused under AVX2 leaves part of the output unwritten (lowmem's
-    kernel does the same)."""
-    if device_type != "cpu":
-        return {}
-    try:
-        from torch._inductor.cpu_vec_isa import pick_vec_isa
-
-        return {"cpp.simdlen": pick_vec_isa().bit_width()}
-    except Exception:  # another torch: the check against eager mode still guards
-        return {}
-
-
 def _kernel(t, *args):
     """_apply_global_mask compiled where torch.compile works for t's device and dtype,
     else eager (the same values). The first compiled call per device and dtype is
@@ -61,7 +47,7 @@ def _kernel(t, *args):
     if compiled is not ...:
         return compiled(t, *args)
     eager = _apply_global_mask(t, *args)
-    options = _compile_options(t.device.type)
+    options = _isa_options(t.device.type)  # tied to the vector width, as lowmem
     compiled = torch.compile(_apply_global_mask, dynamic=None, options=options)
     try:
         out = compiled(t, *args)
@@ -81,11 +67,13 @@ def _kernel(t, *args):
 
 def _masked(t, key, threshold, scale, base, strides, q, compile):
     """The global mask applied to ``t`` in its own memory layout: t's dims in the
-    order of its strides (contiguous for a dense tensor, a copy for a slice)."""
+    order of its strides (contiguous for a dense tensor, a copy for a slice). A
+    ``base`` with t's number of dims (rows given one by one) is permuted alike."""
     perm = tuple(sorted(range(t.dim()), key=lambda d: (-t.stride(d), d)))
     tp = t.permute(perm).contiguous()
     inverse = tuple(sorted(range(len(perm)), key=perm.__getitem__))
     steps = tuple(strides[d] for d in perm)
+    base = base.permute(perm) if base.dim() else base
     args = (key, threshold, scale, base, steps, q)
     out = _kernel(tp, *args) if compile else _apply_global_mask(tp, *args)
     return out.permute(inverse)
@@ -104,87 +92,20 @@ class _ShardedDropout(torch.autograd.Function):
         return (_masked(grad, *ctx.args),) + (None,) * 7
 
 
-def _ints(value, name, ndim):
-    """``value`` as a tuple of ``ndim`` Python ints >= 0, or ValueError naming it."""
-    try:
-        entries = tuple(value)
-    except TypeError:
-        raise TypeError(
-            f"{name} must be a sequence of ints, but got {value!r}"
-        ) from None
-    if len(entries) != ndim or not all(
-        isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in entries
-    ):
+def _check_threshold(p, where="sharded_dropout"):
+    """Refuse a p for which lowmem_dropout's T = round(p * 2**16) is 0 or 2**16: a
+    16-bit comparison cannot drop with that probability."""
+    threshold = round(p * 2**16)
+    if p not in (0.0, 1.0) and not 1 <= threshold <= 2**16 - 1:
         raise ValueError(
-            f"{name} must be {ndim} ints >= 0, one per dim of the shard, but got "
-            f"{entries}"
+            f"{where} compares 16-bit random numbers with T = round(p * 2**16), as "
+            "lowmem_dropout does, so p must be 0, 1 or strictly between 2**-17 and "
+            f"1 - 2**-17, but got p={p!r} (T = {threshold}). Use dropkit.dropout "
+            "for such p."
         )
-    return entries
 
 
-def _check_shard(shape, global_shape, offset):
-    """(global_shape, offset) as tuples of ints, checked against the shard's shape."""
-    shape = tuple(shape)
-    global_shape = (
-        shape
-        if global_shape is None
-        else _ints(global_shape, "global_shape", len(shape))
-    )
-    offset = (
-        (0,) * len(shape) if offset is None else _ints(offset, "offset", len(shape))
-    )
-    for d, (size, start, total) in enumerate(zip(shape, offset, global_shape)):
-        if start + size > total:
-            raise ValueError(
-                f"a shard of shape {shape} at offset {offset} does not fit in the "
-                f"global shape {global_shape}: along dim {d} it spans "
-                f"[{start}, {start + size}), beyond {total}"
-            )
-    return global_shape, offset
-
-
-_LINEAR = ("sum", "avg", "min", "max")  # reductions that commute with a mask >= 0
-
-
-def _dtensor_shard(x):
-    """(local tensor, global shape, offset) of a DTensor from its placements."""
-    from torch.distributed.tensor import Partial, Replicate, Shard
-    from torch.distributed.tensor._utils import compute_local_shape_and_global_offset
-
-    for placement in x.placements:
-        if isinstance(placement, Partial):
-            if placement.reduce_op not in _LINEAR:
-                raise ValueError(
-                    f"sharded_dropout: a Partial({placement.reduce_op!r}) DTensor "
-                    "cannot be masked before its reduction (a mask commutes with "
-                    f"{', '.join(_LINEAR)}); redistribute it first"
-                )
-        elif type(placement) not in (Shard, Replicate):
-            raise ValueError(
-                f"sharded_dropout supports Shard, Replicate and Partial placements, "
-                f"but got {placement!r}: redistribute to Shard(dim) first"
-            )
-    local = x.to_local()
-    shape, offset = compute_local_shape_and_global_offset(
-        x.shape, x.device_mesh, x.placements
-    )
-    if tuple(shape) != tuple(local.shape):
-        raise ValueError(
-            f"sharded_dropout: the local tensor's shape {tuple(local.shape)} is not "
-            f"the shape {tuple(shape)} its placements {x.placements} give"
-        )
-    return local, tuple(x.shape), tuple(int(o) for o in offset)
-
-
-def _is_dtensor(x):
-    if not torch.distributed.is_available():
-        return False
-    from torch.distributed.tensor import DTensor
-
-    return isinstance(x, DTensor)
-
-
-def _drop_shard(x, p, global_shape, offset, generator, compile):
+def _drop_shard(x, p, global_shape, offset, generator, compile, rows=None, dim=0):
     key = _draw_key(generator, x.device)  # even at p = 1, as lowmem_dropout does
     if p == 1.0:
         return _zeros(x)
@@ -195,9 +116,24 @@ def _drop_shard(x, p, global_shape, offset, generator, compile):
     q = max(-(-math.prod(global_shape) // _LANES), 1)
     start = sum(o * s for o, s in zip(offset, strides))
     base = torch.tensor(start, dtype=torch.int64, device=x.device)
+    if rows is not None:  # each entry along dim at its own global index
+        view = [1] * x.dim()
+        view[dim] = -1
+        base = base + rows.to(x.device).view(view) * strides[dim]
+        strides[dim] = 0
     return _ShardedDropout.apply(
         x, key, threshold, scale, base, tuple(strides), q, bool(compile)
     )
+
+
+def _drop_plain(x, p, training, global_shape, offset, rows, dim, generator, compile):
+    rows_dim = None if rows is None else dim
+    global_shape, offset = _check_shard(x.shape, global_shape, offset, rows_dim)
+    if rows is not None:
+        rows = _check_rows(rows, tuple(x.shape), global_shape, offset, dim)
+    if not training or p == 0.0:
+        return x
+    return _drop_shard(x, p, global_shape, offset, generator, compile, rows, dim)
 
 
 def sharded_dropout(
@@ -207,6 +143,7 @@ def sharded_dropout(
     *,
     global_shape=None,
     offset=None,
+    rows=None,
     generator=None,
     compile=True,
 ):
@@ -215,11 +152,15 @@ def sharded_dropout(
     The mask is :func:`~dropkit.lowmem_dropout`'s, computed on *global* indices: with
     the global tensor's n elements counted row-major and q = ceil(n / 8), the element
     at global index i is kept iff u_(i // q) of Philox-4x32-7 at counter i mod q,
-    under a key drawn from torch's random stream, is at least T = round(p * 2**16).
-    So under one seed the shards of any split, on any number of processes, hold the
-    slices of the mask that ``lowmem_dropout`` draws for the whole tensor: replicas
-    get one mask, shards different parts of it, and changing how a model is split
-    changes no mask. Nothing is saved per element for backward.
+    under a key drawn from torch's random stream, is at least T = round(p * 2**16);
+    kept elements are scaled as ``lowmem_dropout`` scales them. A p for which T would
+    be 0 or 2**16 (0 < p <= 2**-17, 1 - 2**-17 <= p < 1) raises a ``ValueError``, as
+    in ``lowmem_dropout``: no comparison of 16-bit numbers with T drops with that
+    probability. So under one
+    seed the shards of any split, on any number of processes, hold the slices of the
+    mask that ``lowmem_dropout`` draws for the whole tensor: replicas get one mask,
+    shards different parts of it, and changing how a model is split changes no mask.
+    Nothing is saved per element for backward.
 
     The shard is given either as a plain tensor with ``global_shape`` and ``offset``
     (where it starts in each dim; the defaults make ``x`` the whole tensor, and the
@@ -227,22 +168,30 @@ def sharded_dropout(
     both: ``Shard(d)`` (even or uneven, as torch splits it), ``Replicate()`` and
     ``Partial`` (sum, avg, min or max: a mask >= 0 commutes with them, so every rank
     masks its partial value with the same global mask). A DTensor comes back as a
-    DTensor with the same placements.
+    DTensor with the same placements. A shard whose rows are not one block of the
+    global tensor (torch's ``DistributedSampler`` gives rank r the samples r, r + w,
+    r + 2w, ... of w ranks) passes ``rows``, each row's index in the global tensor.
 
     Every rank must draw the same key: seed torch's generator (or ``generator``)
     alike on every rank, as the tensor-parallel group needs anyway. Like
     ``lowmem_dropout``, the key follows torch's RNG state, so
     ``torch.utils.checkpoint`` (both modes) and a run resumed from a saved RNG state
-    replay the masks, on any number of ranks.
+    replay the masks, on any number of ranks (with a ``generator`` of your own,
+    checkpoint cannot: its recomputation raises, as in ``lowmem_dropout``).
 
     Args:
         x: floating-point tensor or DTensor: the shard, any dtype, layout and device.
-        p: drop probability in [0, 1]. Default: 0.5.
+        p: drop probability: 0, 1, or strictly between 2**-17 and 1 - 2**-17.
+            Default: 0.5.
         training: apply dropout (default True) or return ``x``.
         global_shape: shape of the whole tensor (default: ``x.shape``); not with a
             DTensor.
         offset: index of the shard's first element in each dim (default: zeros);
             not with a DTensor.
+        rows: the global index along dim 0 of each of ``x``'s rows, in any order,
+            repeats allowed (a 1-D tensor or sequence of ints), in place of
+            ``offset[0]``, which must then be 0; not with a DTensor. Default: None,
+            the rows ``offset[0]``, ``offset[0] + 1``, ...
         generator: a ``torch.Generator`` to draw the key from (default: torch's
             global CPU generator), keyword only.
         compile: fuse the mask's arithmetic with ``torch.compile`` (default True);
@@ -262,30 +211,32 @@ def sharded_dropout(
     """
     p = _check_p(p)
     _check_input(x, "sharded_dropout")
-    if p not in (0.0, 1.0):  # a p that lowmem_dropout's 16-bit threshold refuses
-        _constants(p, torch.float32, torch.device("cpu"))
-    if _is_dtensor(x):
-        if global_shape is not None or offset is not None:
-            raise ValueError(
-                "sharded_dropout: a DTensor's placements give its global shape and "
-                f"offset; got global_shape={global_shape} and offset={offset} too"
-            )
-        local, global_shape, offset = _dtensor_shard(x)
-        if not training or p == 0.0:
-            return x
-        out = _drop_shard(local, p, global_shape, offset, generator, compile)
-        return type(x).from_local(
-            out,
-            x.device_mesh,
-            x.placements,
-            run_check=False,
-            shape=x.shape,
-            stride=x.stride(),
+    _check_generator(generator, "sharded_dropout")
+    _check_threshold(p)
+    if not _is_dtensor(x):
+        args = (global_shape, offset, rows, 0, generator, compile)
+        return _drop_plain(x, p, training, *args)
+    if global_shape is not None or offset is not None or rows is not None:
+        raise ValueError(
+            "sharded_dropout: a DTensor's placements give its global shape and "
+            f"offset; got global_shape={global_shape}, offset={offset} and "
+            f"rows={rows} too"
         )
-    global_shape, offset = _check_shard(x.shape, global_shape, offset)
+    local, global_shape, offset = _dtensor_shard(x)
     if not training or p == 0.0:
         return x
-    return _drop_shard(x, p, global_shape, offset, generator, compile)
+    out = _drop_shard(local, p, global_shape, offset, generator, compile)
+    return type(x).from_local(
+        out,
+        x.device_mesh,
+        x.placements,
+        run_check=False,
+        shape=x.shape,
+        stride=x.stride(),
+    )
+
+
+_SPLITS = ("blocks", "interleaved")
 
 
 class ShardedDropout(_DropoutBase):
@@ -294,44 +245,55 @@ class ShardedDropout(_DropoutBase):
     A DTensor input (tensor parallelism with ``use_local_output=False``, sequence
     parallelism) gets its slice of the global mask from its placements. A plain
     tensor is the whole tensor, unless ``batch_dim`` is set: then it is this rank's
-    slice of a global batch split evenly over the ranks of ``group`` (the default
-    process group; one rank where torch.distributed is not initialised), in rank
-    order, as data parallelism splits it, and the mask is the one a single process
-    draws for the global batch. It has no parameters or buffers. See
-    :func:`sharded_dropout`.
+    share of a global batch split evenly over the ``w`` ranks of ``group`` (the
+    default process group; one rank where torch.distributed is not initialised),
+    and the mask is the one a single process draws for the global batch in its
+    order. ``split`` says how the batch was split: ``"blocks"``, rank r holds
+    entries r * b ... (r + 1) * b - 1 of its b per rank (a batch cut in rank order);
+    ``"interleaved"``, rank r holds entries r, r + w, r + 2w, ... (the split of
+    torch's ``DistributedSampler``, whose rank r takes every w-th sample from r).
+    The wrong ``split`` gives valid masks, but not the single process's. It has no
+    parameters or buffers. See :func:`sharded_dropout`.
 
     Args: p (default 0.5); batch_dim (default None); group (default None: the
-    default process group); compile (default True).
+    default process group); split (default "blocks"); compile (default True).
     """
 
-    def __init__(self, p=0.5, batch_dim=None, group=None, compile=True):
+    def __init__(self, p=0.5, batch_dim=None, group=None, split="blocks", compile=True):
         super().__init__(p)
+        _check_threshold(self.p, "ShardedDropout")
         if batch_dim is not None and (
             not isinstance(batch_dim, int) or isinstance(batch_dim, bool)
         ):
             raise TypeError(f"batch_dim must be an int or None, but got {batch_dim!r}")
-        self.batch_dim, self.group, self.compile = batch_dim, group, bool(compile)
+        if split not in _SPLITS:
+            raise ValueError(f"split must be one of {_SPLITS}, but got {split!r}")
+        self.batch_dim, self.group, self.split = batch_dim, group, split
+        self.compile = bool(compile)
 
     def forward(self, x):
         if self.batch_dim is None or _is_dtensor(x):
             return sharded_dropout(x, self.p, self.training, compile=self.compile)
-        dim = self.batch_dim % x.dim() if x.dim() else self.batch_dim
+        if not -x.dim() <= self.batch_dim < x.dim():
+            raise ValueError(
+                f"batch_dim={self.batch_dim} is not a dim of the input of shape "
+                f"{tuple(x.shape)}"
+            )
+        dim = self.batch_dim % x.dim()
         rank, world = 0, 1
         dist = torch.distributed
         if dist.is_available() and dist.is_initialized():
             rank, world = dist.get_rank(self.group), dist.get_world_size(self.group)
-        global_shape, offset = list(x.shape), [0] * x.dim()
+        global_shape, offset, rows = list(x.shape), [0] * x.dim(), None
         global_shape[dim] *= world
-        offset[dim] = rank * x.shape[dim]
-        return sharded_dropout(
-            x,
-            self.p,
-            self.training,
-            global_shape=global_shape,
-            offset=offset,
-            compile=self.compile,
-        )
+        if self.split == "blocks":
+            offset[dim] = rank * x.shape[dim]
+        else:
+            rows = rank + world * torch.arange(x.shape[dim])
+        args = (global_shape, offset, rows, dim, None, self.compile)
+        return _drop_plain(x, self.p, self.training, *args)
 
     def extra_repr(self):
         extra = "" if self.batch_dim is None else f", batch_dim={self.batch_dim}"
+        extra += "" if self.split == "blocks" else f", split={self.split!r}"
         return f"p={self.p}{extra}"
