@@ -23,6 +23,8 @@ def chapter(tmp_path):
             "claims.claim('the first seed is 0', s[0] == 0)\n"
             "b = [0.01 * (x % 2) - 0.004 + 0.3 * (s[0] == 100) for x in s]\n"
             "claims.claim_inconclusive(b, 0.0, 'b is noise')\n"
+            "fixed = [1.0, 1.1, 0.9, 1.05, 0.95, 1.02, 0.98, 1.01, 0.99, 1.0]\n"
+            "claims.claim_beyond(fixed, 0.0, 'fixed data is positive')\n"
         ),
         nbformat.v4.new_code_cell("print('the chapter went on')"),
     ]
@@ -43,7 +45,9 @@ def test_replicates_and_summarises(tmp_path):
     assert v["b is noise"]["100"]["observed"] == "beyond"  # the shifted set differs
     assert v["b is noise"]["200"]["holds"]
     text = replicate.summary(out)
-    assert "| toy | 2 | 1 / 1 / 0 | 1 |" in text, text
+    # the verdict on fixed data saw the same p on both sets: counted apart, not as held
+    assert "| toy | 2 | 1 / 1 / 0 | 1 | 1 |" in text, text
+    assert "fixed data" not in text.split("Not held")[1]
     assert "b is noise — 100: beyond" in text
     assert "the first seed is 0 — 100: fails" in text
     json.dumps(out)

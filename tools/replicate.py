@@ -16,8 +16,10 @@ The stored chapters are not changed. Chapters that time code (the Makefile's TIM
 alone after the others, as in ``make chapters``. A verdict is "held" on a set when the
 claim function printed it; "fragile", "inconclusive", "contradicted" and so on say what
 the fresh seeds showed instead. Only tested verdicts (beyond noise, equivalent,
-inconclusive) are counted in the summary; exact claims are listed when they fail, and
-timing claims (sign tests) are not about seeds and are left out.
+inconclusive) are counted in the summary; exact claims are listed when they fail,
+timing claims (sign tests) are not about seeds and are left out, and a tested verdict
+whose numbers are the same on every set (a test on data the chapter fixes, not on its
+seeds) is counted apart as "not seed-based".
 """
 
 from __future__ import annotations
@@ -133,25 +135,37 @@ def replicate(chapters: list[Path], sets: list[int], jobs: int) -> dict:
     return out
 
 
+def seed_free(on: dict, sets: list[str]) -> bool:
+    """Whether a verdict saw the same numbers on every fresh set (its data do not come
+    from claims.seeds): such a verdict says nothing about replication and is counted
+    apart, not as held."""
+    if len(sets) < 2 or not all(s in on for s in sets):
+        return False
+    return len({(on[s]["observed"], on[s]["p"]) for s in sets}) == 1
+
+
 def summary(out: dict) -> str:
     sets = [str(s) for s in out["sets"]]
     lines = [
         "| chapter | tested verdicts | held on "
         + " / ".join(f"{len(sets) - i}" for i in range(len(sets) + 1))
-        + " fresh sets | not held |",
-        "| --- | --- | --- | --- |",
+        + " fresh sets | not held | not seed-based |",
+        "| --- | --- | --- | --- | --- |",
     ]
     total: Counter = Counter()
+    fixed_total = 0
     failures = []
     for name, entry in out["chapters"].items():
         counts: Counter = Counter()
-        n = 0
+        n = fixed = 0
         for v in entry["verdicts"].values():
             on = v["on"]
             if v["test"] == "sign test":
                 continue
             held = sum(1 for s in sets if on.get(s, {}).get("holds"))
-            if v["claimed"] in TESTED:
+            if v["claimed"] in TESTED and seed_free(on, sets):
+                fixed += 1  # the same numbers on every set: data the chapter fixes
+            elif v["claimed"] in TESTED:
                 n += 1
                 counts[held] += 1
             if held < len(sets):
@@ -166,11 +180,12 @@ def summary(out: dict) -> str:
         errors = [f"{b}: {r['error']}" for b, r in entry["runs"].items() if r["error"]]
         failures += [f"- {name}: the chapter stopped ({e})" for e in errors]
         total += counts
+        fixed_total += fixed
         held = " / ".join(str(counts[len(sets) - i]) for i in range(len(sets) + 1))
-        lines.append(f"| {name} | {n} | {held} | {n - counts[len(sets)]} |")
+        lines.append(f"| {name} | {n} | {held} | {n - counts[len(sets)]} | {fixed} |")
     n = sum(total.values())
     held = " / ".join(str(total[len(sets) - i]) for i in range(len(sets) + 1))
-    lines.append(f"| all | {n} | {held} | {n - total[len(sets)]} |")
+    lines.append(f"| all | {n} | {held} | {n - total[len(sets)]} | {fixed_total} |")
     text = "\n".join(lines)
     if failures:
         text += "\n\nNot held on every fresh set:\n" + "\n".join(failures)

@@ -283,7 +283,7 @@ def claim_inconclusive(
 ) -> Comparison:
     """Claim that the data decide nothing: the difference is not beyond noise (p >=
     ALPHA * 10) and, if ``delta`` is given, not shown equivalent within ±delta either.
-    The prose says so with the numbers ("0.15 ± 0.06 lower, p = 0.31: inconclusive"),
+    The prose says so with the numbers ("0.15 ± 0.14 lower, p = 0.31: inconclusive"),
     and says what would decide it (more seeds, a larger effect)."""
     statement = _check_statement(statement)
     if delta is not None:
