@@ -242,8 +242,12 @@ def _collect(procs, out, results, deadline, timeout, paths):
             if proc.exitcode not in (None, 0) and rank not in errors
         ]
         # After an error or a death, give the other ranks a second to report
-        # theirs, so that the cause is told apart from its echoes on other ranks.
-        if dead or (first_error and time.monotonic() > first_error + 1):
+        # theirs, so that the cause is told apart from its echoes on other ranks;
+        # while every error is an echo, wait longer for the cause (a dead rank's
+        # exit code reaches us through the forkserver, late on a loaded machine).
+        echoes = all(any(e in err[1] for e in _ECHOES) for err in errors.values())
+        grace = 10 if echoes else 1
+        if dead or (first_error and time.monotonic() > first_error + grace):
             break
         if time.monotonic() > deadline:
             running = [r for r in range(world) if r not in results and r not in errors]
