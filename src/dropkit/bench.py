@@ -149,10 +149,11 @@ def dropout_timings(n, p=0.5, repeat=7, device="cpu", dtype=torch.float32, best_
     return interleaved_ms(fns, repeat, device=device, best_of=best_of)
 
 
-def lowmem_timings(n, p=0.5, repeat=15):
+def lowmem_timings(n, p=0.5, repeat=15, best_of=1):
     """Times (ms per round) of ``x.clone()``, ``lowmem_dropout`` forward and forward+
-    backward on ``n`` float32 elements, interleaved: {"clone": [...], "lowmem_dropout":
-    [...], "lowmem_dropout fwd+bwd": [...]}. For sizes beyond the caches, where the
+    backward on ``n`` float32 elements, interleaved (``best_of`` as in
+    :func:`interleaved_ms`): {"clone": [...], "lowmem_dropout": [...],
+    "lowmem_dropout fwd+bwd": [...]}. For sizes beyond the caches, where the
     other dropouts would take minutes."""
     x = torch.randn(n)
     xg, grad = x.clone().requires_grad_(), torch.ones_like(x)
@@ -165,7 +166,7 @@ def lowmem_timings(n, p=0.5, repeat=15):
         "lowmem_dropout": lambda: f(x),
         "lowmem_dropout fwd+bwd": _fwd_bwd(f, xg, grad),
     }
-    return interleaved_ms(fns, repeat)
+    return interleaved_ms(fns, repeat, best_of=best_of)
 
 
 def dropout_table(sizes, p=0.5, repeat=7, device="cpu", best_of=1):
