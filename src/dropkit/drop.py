@@ -313,7 +313,8 @@ def drop_path(x, p=0.0, training=True, *, scale_by_keep=True, generator=None):
     ``drop_path`` and torchvision's ``stochastic_depth(mode="row")`` call
     ``bernoulli_(1 - p)`` on a tensor of x's dtype, which on the CPU draws and compares
     the same float64 numbers for every dtype: there the three are equal bit for bit
-    under one seed, at every p. On CUDA the kernel draws double-precision numbers for
+    under one seed, at every p, for finite inputs (at p = 1 timm's ``x * 0`` makes
+    an inf NaN, this gives 0). On CUDA the kernel draws double-precision numbers for
     a float64 tensor and single-precision ones for a bool tensor, so float64 masks
     differ.
 
