@@ -25,11 +25,13 @@ def warm_memory():
     takes every tensor from malloc, so a CPU training loop pays this for its large
     activations on every step; only a caching allocator (PyTorch's on CUDA) or a
     malloc that keeps its memory (jemalloc, tcmalloc, these settings) does not.
-    ``mallopt(M_MMAP_MAX, 0)`` and a huge ``M_TRIM_THRESHOLD`` (the same as the
-    environment variables ``MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=68719476736``)
-    keep freed memory in the heap, so every later
-    allocation reuses pages already mapped. Returns True where it was applied (glibc),
-    False elsewhere; it cannot be undone in this process.
+    ``mallopt(M_MMAP_MAX, 0)`` and ``mallopt(M_TRIM_THRESHOLD, 2**31 - 1)`` (mallopt
+    takes an int, so the trim threshold is 2 GiB; the environment variables
+    ``MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=...`` can set more) keep freed memory
+    in the heap. Once the heap has grown to what a pattern of calls needs, which takes
+    a few calls, later allocations reuse pages already mapped; the first calls still
+    fault. Returns True where it was applied (glibc), False elsewhere; it cannot be
+    undone in this process.
     """
     path = ctypes.util.find_library("c")
     try:
@@ -39,6 +41,18 @@ def warm_memory():
         return False
     m_trim_threshold, m_mmap_max = -1, -4  # glibc's malloc.h
     return bool(mallopt(m_mmap_max, 0)) and bool(mallopt(m_trim_threshold, 2**31 - 1))
+
+
+def minor_faults(fn):
+    """The page faults (minor: no disk) that one call ``fn()`` takes in this process,
+    from ``resource.getrusage``; None where that module is missing (Windows)."""
+    try:
+        import resource
+    except ImportError:
+        return None
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    fn()
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
 
 
 def cache_sizes():
@@ -154,7 +168,8 @@ def lowmem_timings(n, p=0.5, repeat=15, best_of=1):
     backward on ``n`` float32 elements, interleaved (``best_of`` as in
     :func:`interleaved_ms`): {"clone": [...], "lowmem_dropout": [...],
     "lowmem_dropout fwd+bwd": [...]}. For sizes beyond the caches, where the
-    other dropouts would take minutes."""
+    other dropouts would take minutes. Four warm-up rounds, so that the heap has grown
+    to what the three calls need before the timed rounds."""
     x = torch.randn(n)
     xg, grad = x.clone().requires_grad_(), torch.ones_like(x)
 
@@ -166,7 +181,7 @@ def lowmem_timings(n, p=0.5, repeat=15, best_of=1):
         "lowmem_dropout": lambda: f(x),
         "lowmem_dropout fwd+bwd": _fwd_bwd(f, xg, grad),
     }
-    return interleaved_ms(fns, repeat, best_of=best_of)
+    return interleaved_ms(fns, repeat, warmup=4, best_of=best_of)
 
 
 def dropout_table(sizes, p=0.5, repeat=7, device="cpu", best_of=1):
@@ -189,13 +204,15 @@ def dropout_table(sizes, p=0.5, repeat=7, device="cpu", best_of=1):
 
 
 def print_dropout_table(rows, names=("F.dropout", "dropkit.dropout", "lowmem_dropout")):
-    """The forward and forward+backward columns of ``rows`` as multiples of clone."""
+    """The forward and forward+backward columns of ``rows`` as multiples of clone:
+    the median of the per-round ratios, and in parentheses their interquartile range."""
     print(f"{'size':>5} {'clone ms':>8} " + " ".join(f"{n:>15}" for n in names))
+    print(f"{'':>14} " + " ".join(f"{'median (IQR)':>15}" for n in names))
     for row in rows:
         for s in ("", " fwd+bwd"):
             label = f"2^{row['elements'].bit_length() - 1}" if not s else ""
             clone = f"{row['clone ms']:8.2f}" if not s else f"{'+bwd':>8}"
-            cells = [f"{row[n + s][0]:8.2f} ±{row[n + s][1]:5.2f}" for n in names]
+            cells = [f"{row[n + s][0]:7.2f} ({row[n + s][1]:5.2f})" for n in names]
             print(f"{label:>5} {clone} " + " ".join(cells))
 
 
