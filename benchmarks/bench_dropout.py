@@ -9,11 +9,14 @@ interquartile range.
 
 Warm memory is the primary measure. By default glibc gives large allocations fresh pages
 from ``mmap`` and returns them on ``free``, so a call that allocates its output pays a
-page fault per 4 KiB page, often more than the copy itself; a training loop reuses its
-memory and never does. The script first times page faults (``cold``: filling a fresh
-tensor vs an existing one), then calls :func:`dropkit.bench.warm_memory`, which sets
-what ``MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=68719476736`` would set (glibc keeps
-freed memory), and times the rest. No number here is asserted by a test.
+page fault per 4 KiB page, often more than the copy itself. A CPU training loop pays it
+too (PyTorch's CPU allocator takes every tensor from malloc); only a caching allocator
+(PyTorch's on CUDA) or a malloc that keeps freed memory avoids it. The script first
+times page faults (``cold``: filling a fresh tensor vs an existing one), then calls
+:func:`dropkit.bench.warm_memory`, which sets what ``MALLOC_MMAP_MAX_=0
+MALLOC_TRIM_THRESHOLD_=2147483647`` would set (glibc keeps freed memory up to a 2 GiB
+trim threshold, mallopt's int limit), and times the rest, after warm-up calls. No
+number here is asserted by a test.
 """
 
 import argparse

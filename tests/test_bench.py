@@ -4,13 +4,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 from dropkit.bench import (
+    cache_sizes,
     drop_path_timings,
     dropout_table,
     dropout_timings,
     interleaved_ms,
+    lowmem_timings,
     median_ms,
     print_dropout_table,
     ratio,
@@ -33,6 +36,16 @@ def test_interleaved_rounds_alternate():
     assert order == ["a", "b"] * 3
 
 
+def test_best_of_keeps_the_fastest_call_of_each_round():
+    calls = []
+    times = interleaved_ms(
+        {"f": lambda: calls.append(1)}, repeat=3, warmup=1, best_of=4
+    )
+    assert len(calls) == 1 + 3 * 4 and len(times["f"]) == 3
+    with pytest.raises(ValueError, match="best_of must be a positive integer"):
+        interleaved_ms({"f": lambda: None}, best_of=0)
+
+
 def test_ratio_is_median_of_per_round_ratios():
     times = {"clone": [1.0, 2.0, 4.0, 1.0], "x": [2.0, 2.0, 16.0, 3.0]}
     median, iqr = ratio(times, "x")
@@ -46,6 +59,20 @@ def test_dropout_timings_has_every_column():
     expected = {"clone"} | {n + s for n in names for s in ("", " fwd+bwd")}
     assert set(times) == expected
     assert all(len(v) == 2 and min(v) >= 0 for v in times.values())
+
+
+def test_lowmem_timings_has_its_three_columns():
+    times = lowmem_timings(1000, repeat=3)
+    assert set(times) == {"clone", "lowmem_dropout", "lowmem_dropout fwd+bwd"}
+    assert all(len(v) == 3 and min(v) >= 0 for v in times.values())
+
+
+def test_cache_sizes_reads_sysfs():
+    sizes = cache_sizes()
+    assert all(isinstance(v, int) and v > 0 for v in sizes.values()), sizes
+    assert not any(k.startswith("L1i") for k in sizes), sizes
+    if sys.platform.startswith("linux") and sizes:
+        assert "L1d" in sizes or "L2" in sizes, sizes
 
 
 def test_dropout_table_prints_each_size(capsys):

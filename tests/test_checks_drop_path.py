@@ -225,8 +225,8 @@ class TestCheckDropPath:
         def fixed(inp, rate=0.0, train=False):  # unusual names, called positionally
             if not train or rate == 0:
                 return inp
-            if rate == 1:
-                return torch.zeros_like(inp)
+            if rate == 1:  # zeros that keep the graph: x gets a zero gradient
+                return inp.masked_fill(torch.ones((), dtype=torch.bool), 0.0)
             u = torch.rand((inp.shape[0],) + (1,) * (inp.dim() - 1), device=inp.device)
             return torch.where(u >= rate, inp / (1 - rate), torch.zeros_like(inp))
 
@@ -270,6 +270,14 @@ class TestCheckDropPath:
             (drop_path_reseeds, "resets torch's global random number generator"),
             (drop_path_in_place, "changed its argument x in place"),
             (drop_path_in_eval, "is the training flag ignored"),
+            (
+                lambda x, p=0.0, training=False: (
+                    torch.zeros_like(x)
+                    if training and p == 1
+                    else drop_path(x, p, training)
+                ),
+                "cut from the autograd graph",
+            ),
         ],
         ids=[
             "circulating-nan",
@@ -281,6 +289,7 @@ class TestCheckDropPath:
             "reseeds",
             "in-place",
             "drops-in-eval",
+            "zeros-like-at-1",
         ],
     )
     def test_catches(self, fn, message):

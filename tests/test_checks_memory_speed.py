@@ -50,6 +50,14 @@ class TestCheckMaskBytes:
         with pytest.raises(CheckFailed, match="returned"):
             check_mask_bytes(per_site_ceil)
 
+    def test_attention_mask_without_heads_gets_a_hint(self):
+        def no_heads(batch, tokens, width, heads, mlp_ratio, bits):
+            per_sample = tokens**2 + tokens * width * (2 + mlp_ratio)
+            return batch * per_sample * bits // 8
+
+        with pytest.raises(CheckFailed, match="one tokens x tokens mask per head"):
+            check_mask_bytes(no_heads)
+
     def test_learner_exception_is_a_check_failure(self):
         def crashes(batch, tokens, width, heads, mlp_ratio, bits):
             args = batch, tokens, width, heads, mlp_ratio, bits

@@ -16,16 +16,22 @@ from dropkit.lowmem import _isa_options, lowmem_dropout
 
 
 def warm_memory():
-    """Make glibc keep freed memory for reuse, as a training loop's steady state does.
+    """Make glibc keep freed memory for reuse, as a caching allocator does.
 
-    By default glibc serves allocations above 128 KiB (growing with use up to 32 MiB)
-    with fresh ``mmap`` pages and returns them on ``free``, so a benchmark that
-    allocates its output anew on every call pays a page fault per 4 KiB page, which can
-    cost more than the copy itself. ``mallopt(M_MMAP_MAX, 0)`` and a huge
-    ``M_TRIM_THRESHOLD`` (the same as the environment variables ``MALLOC_MMAP_MAX_=0
-    MALLOC_TRIM_THRESHOLD_=68719476736``) keep freed memory in the heap, so every later
-    allocation reuses pages already mapped. Returns True where it was applied (glibc),
-    False elsewhere; it cannot be undone in this process.
+    By default glibc serves allocations above its mmap threshold (128 KiB, rising with
+    the blocks freed up to 32 MiB) with fresh ``mmap`` pages and returns them on
+    ``free``, so code that allocates its output anew on every call pays a page fault
+    per 4 KiB page, which can cost more than the copy itself. PyTorch's CPU allocator
+    takes every tensor from malloc, so a CPU training loop pays this for its large
+    activations on every step; only a caching allocator (PyTorch's on CUDA) or a
+    malloc that keeps its memory (jemalloc, tcmalloc, these settings) does not.
+    ``mallopt(M_MMAP_MAX, 0)`` and ``mallopt(M_TRIM_THRESHOLD, 2**31 - 1)`` (mallopt
+    takes an int, so the trim threshold is 2 GiB; the environment variables
+    ``MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=...`` can set more) keep freed memory
+    in the heap. Once the heap has grown to what a pattern of calls needs, which takes
+    a few calls, later allocations reuse pages already mapped; the first calls still
+    fault. Returns True where it was applied (glibc), False elsewhere; it cannot be
+    undone in this process.
     """
     path = ctypes.util.find_library("c")
     try:
@@ -37,10 +43,47 @@ def warm_memory():
     return bool(mallopt(m_mmap_max, 0)) and bool(mallopt(m_trim_threshold, 2**31 - 1))
 
 
-def interleaved_ms(fns, repeat=7, warmup=2, device="cpu"):
+def minor_faults(fn):
+    """The page faults (minor: no disk) that one call ``fn()`` takes in this process,
+    from ``resource.getrusage``; None where that module is missing (Windows)."""
+    try:
+        import resource
+    except ImportError:
+        return None
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    fn()
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+
+def cache_sizes():
+    """Sizes in bytes of CPU 0's data and unified caches, {"L1d": ..., "L2": ...,
+    "L3": ...}, from Linux's sysfs; {} where that is not available. In a virtual
+    machine these are what the hypervisor reports."""
+    from pathlib import Path
+
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    sizes = {}
+    for d in sorted(Path("/sys/devices/system/cpu/cpu0/cache").glob("index*")):
+        try:
+            level, kind, size = (
+                (d / f).read_text().strip() for f in ("level", "type", "size")
+            )
+            value = int(size[:-1]) * units[size[-1]] if size[-1] in units else int(size)
+        except (OSError, ValueError, KeyError, IndexError):
+            continue
+        if kind != "Instruction":
+            sizes[f"L{level}" + ("d" if kind == "Data" else "")] = value
+    return sizes
+
+
+def interleaved_ms(fns, repeat=7, warmup=2, device="cpu", best_of=1):
     """Wall times (ms) of several functions, ``repeat`` rounds each, timed in turn
     within each round so that all of them see the same machine state (allocator, caches,
-    other load)."""
+    other load). With ``best_of`` > 1 each function runs that many times in a row per
+    round and the round keeps its fastest call, as ``timeit`` advises: a call that
+    another process delayed measures the other process."""
+    if isinstance(best_of, bool) or not isinstance(best_of, int) or best_of < 1:
+        raise ValueError(f"best_of must be a positive integer, but got {best_of!r}")
     cuda = torch.device(device).type == "cuda"
     sync = torch.cuda.synchronize if cuda else lambda: None
     for _ in range(warmup):
@@ -49,11 +92,14 @@ def interleaved_ms(fns, repeat=7, warmup=2, device="cpu"):
     times = {name: [] for name in fns}
     for _ in range(repeat):
         for name, fn in fns.items():
-            sync()
-            start = time.perf_counter()
-            fn()
-            sync()
-            times[name].append(1e3 * (time.perf_counter() - start))
+            best = float("inf")
+            for _ in range(best_of):
+                sync()
+                start = time.perf_counter()
+                fn()
+                sync()
+                best = min(best, 1e3 * (time.perf_counter() - start))
+            times[name].append(best)
     return times
 
 
@@ -98,7 +144,7 @@ def _fwd_bwd(f, x, grad):
     return run
 
 
-def dropout_timings(n, p=0.5, repeat=7, device="cpu", dtype=torch.float32):
+def dropout_timings(n, p=0.5, repeat=7, device="cpu", dtype=torch.float32, best_of=1):
     """Times (ms per round) of ``x.clone()`` and of five dropouts on ``n`` elements,
     forward and forward+backward, interleaved: {"clone": [...], "F.dropout": [...],
     "F.dropout fwd+bwd": [...], ...}."""
@@ -114,16 +160,37 @@ def dropout_timings(n, p=0.5, repeat=7, device="cpu", dtype=torch.float32):
     for name, f in ops.items():
         fns[name] = lambda f=f: f(x)
         fns[name + " fwd+bwd"] = _fwd_bwd(f, xg, grad)
-    return interleaved_ms(fns, repeat, device=device)
+    return interleaved_ms(fns, repeat, device=device, best_of=best_of)
 
 
-def dropout_table(sizes, p=0.5, repeat=7, device="cpu"):
+def lowmem_timings(n, p=0.5, repeat=15, best_of=1):
+    """Times (ms per round) of ``x.clone()``, ``lowmem_dropout`` forward and forward+
+    backward on ``n`` float32 elements, interleaved (``best_of`` as in
+    :func:`interleaved_ms`): {"clone": [...], "lowmem_dropout": [...],
+    "lowmem_dropout fwd+bwd": [...]}. For sizes beyond the caches, where the
+    other dropouts would take minutes. Four warm-up rounds, so that the heap has grown
+    to what the three calls need before the timed rounds."""
+    x = torch.randn(n)
+    xg, grad = x.clone().requires_grad_(), torch.ones_like(x)
+
+    def f(t):
+        return lowmem_dropout(t, p)
+
+    fns = {
+        "clone": x.clone,
+        "lowmem_dropout": lambda: f(x),
+        "lowmem_dropout fwd+bwd": _fwd_bwd(f, xg, grad),
+    }
+    return interleaved_ms(fns, repeat, warmup=4, best_of=best_of)
+
+
+def dropout_table(sizes, p=0.5, repeat=7, device="cpu", best_of=1):
     """One row per size: clone's median ms, each dropout's time as a multiple of
     clone's (median of the per-round ratios, with their interquartile range), and under
     "times" the per-round times themselves, for claims made round by round."""
     rows = []
     for n in sizes:
-        times = dropout_timings(n, p, repeat, device)
+        times = dropout_timings(n, p, repeat, device, best_of=best_of)
         row = {
             "elements": n,
             "clone ms": statistics.median(times["clone"]),
@@ -137,13 +204,15 @@ def dropout_table(sizes, p=0.5, repeat=7, device="cpu"):
 
 
 def print_dropout_table(rows, names=("F.dropout", "dropkit.dropout", "lowmem_dropout")):
-    """The forward and forward+backward columns of ``rows`` as multiples of clone."""
+    """The forward and forward+backward columns of ``rows`` as multiples of clone:
+    the median of the per-round ratios, and in parentheses their interquartile range."""
     print(f"{'size':>5} {'clone ms':>8} " + " ".join(f"{n:>15}" for n in names))
+    print(f"{'':>14} " + " ".join(f"{'median (IQR)':>15}" for n in names))
     for row in rows:
         for s in ("", " fwd+bwd"):
             label = f"2^{row['elements'].bit_length() - 1}" if not s else ""
             clone = f"{row['clone ms']:8.2f}" if not s else f"{'+bwd':>8}"
-            cells = [f"{row[n + s][0]:8.2f} ±{row[n + s][1]:5.2f}" for n in names]
+            cells = [f"{row[n + s][0]:7.2f} ({row[n + s][1]:5.2f})" for n in names]
             print(f"{label:>5} {clone} " + " ".join(cells))
 
 

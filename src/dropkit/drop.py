@@ -307,11 +307,16 @@ def drop_path(x, p=0.0, training=True, *, scale_by_keep=True, generator=None):
     shape ``(N, 1, ..., 1)``, so for each sample the branch is either kept (scaled by
     $1/(1-p)$ when ``scale_by_keep``) or skipped. In eval mode, or at p = 0, it returns
     ``x`` itself; at p = 1 it returns zeros (never NaN), after drawing the mask as
-    timm and torchvision do, so that the random stream does not depend on p. On CPU it
-    equals timm's ``drop_path`` and torchvision's ``stochastic_depth(mode="row")`` bit
-    for bit under the same seed, at every p: they draw the mask with ``bernoulli_``
-    on a tensor made from ``x``, dropkit the float64 uniforms that ``bernoulli_``
-    draws on the CPU.
+    timm and torchvision do, so that the random stream does not depend on p. The mask
+    is :func:`dropout`'s: on the CPU one float64 ``uniform_`` number per sample, kept
+    where it is below 1 - p; on CUDA ``bernoulli_(1 - p)`` on a bool tensor. timm's
+    ``drop_path`` and torchvision's ``stochastic_depth(mode="row")`` call
+    ``bernoulli_(1 - p)`` on a tensor of x's dtype, which on the CPU draws and compares
+    the same float64 numbers for every dtype: there the three are equal bit for bit
+    under one seed, at every p, for finite inputs (at p = 1 timm's ``x * 0`` makes
+    an inf NaN, this gives 0). On CUDA the kernel draws double-precision numbers for
+    a float64 tensor and single-precision ones for a bool tensor, so float64 masks
+    differ.
 
     Args: ``x`` (N, ...), ``p`` (default 0.0), ``training`` and ``generator`` as in
     :func:`dropout`; ``scale_by_keep``: divide kept samples by 1 - p (default True).

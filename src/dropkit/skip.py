@@ -16,7 +16,9 @@ def drop_path_residual(
     DropPath multiplies a whole sample's branch output by zero; computing it first is
     wasted work. This draws its per-sample mask with ``bernoulli_`` in x's dtype, as
     timm does: on the CPU the mask of :func:`~dropkit.drop_path` under the same seed, at
-    every p (on CUDA too, except for float64). It runs ``branch`` on the kept rows only
+    every p. On CUDA, torch's kernel draws single-precision numbers for every dtype but
+    float64, so the masks should agree except for float64 (read from torch's source; no
+    GPU run here checks it). It runs ``branch`` on the kept rows only
     (``index_select``) and adds the scaled result back into ``x`` (``index_add``). For a
     given mask, the output and the gradients of ``x`` and of the branch's parameters
     equal the masking version's up to float rounding. When every sample is dropped

@@ -219,15 +219,15 @@ def check_huang_survival(huang_survival):
         elif depth > 1 and np.allclose(got, np.linspace(1.0, final, depth), atol=1e-6):
             hint = (
                 "that is timm's linspace, whose first block always survives; Huang's "
-                "block l = 1..L "
-                "survives with 1 - l/L (1 - p_L), so the first block is below 1"
+                "block l = 1..L survives with 1 - l/L (1 - final_survival), so the "
+                "first block is below 1"
             )
         else:
             hint = (
                 "block l = 1..L survives with probability 1 - l/L (1 - final_survival)"
             )
         raise CheckFailed(
-            f"{call} should be {[round(w, 4) for w in want][:5]}..., but is "
+            f"{call} should be {[round(float(w), 4) for w in want][:5]}..., but is "
             f"{[round(float(g), 4) for g in got][:5]}...: {hint}"
         )
 
@@ -263,6 +263,19 @@ def check_drop_path(drop_path):
         hint="DropPath draws one number per sample, a mask of shape (N, 1, ..., 1), "
         "not one per entry (that is ordinary dropout)",
         nan_text=_NAN_TEXT,
+    )
+    x = _signed((6, 3, 4)).requires_grad_()
+    out = f(x, 1.0, True)
+    _require(
+        isinstance(out, torch.Tensor) and out.requires_grad,
+        "at p=1 your output is cut from the autograd graph, so x and the branch's "
+        "parameters get no gradient (None) instead of zeros: multiply x by an all-zero "
+        "mask rather than returning torch.zeros_like(x)",
+    )
+    out.sum().backward()
+    _require(
+        x.grad is not None and torch.equal(x.grad, torch.zeros_like(x)),
+        "at p=1 the gradient of x must be zeros",
     )
 
 

@@ -92,6 +92,10 @@ def check_mask_bytes(mask_bytes):
             )
         elif counts(per_bit - batch * heads * tokens * (tokens - 1)):
             hint = " attn_drop has heads x tokens x tokens entries per sample."
+        elif heads > 1 and counts(per_bit - batch * (heads - 1) * tokens * tokens):
+            hint = (
+                " attn_drop keeps one tokens x tokens mask per head: multiply by heads."
+            )
         raise CheckFailed(
             f"mask_bytes{args} returned {got:g}, but the block keeps {want:g} bytes."
             f"{hint}"
