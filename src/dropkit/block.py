@@ -115,9 +115,9 @@ def drop_block2d(
         block_size: odd side $b$ of the square block, at most ``min(H, W)``.
         training: apply DropBlock (True) or return ``x`` unchanged (False).
             Default: True.
-        couple_channels: draw one mask per sample, shared by all channels, as the paper
-            and timm do (True), or one per (sample, channel), as torchvision does
-            (False, default).
+        couple_channels: draw one mask per sample, shared by all channels, as timm does
+            by default (True), or one per (sample, channel), as torchvision and the
+            paper's Algorithm 1 do (False, default).
         scale_by_keep: scale the kept entries by numel / kept (True, default) or leave
             them as they are.
         generator: a ``torch.Generator`` for the mask; by default torch's global one.

@@ -233,22 +233,8 @@ class Dropout(_DropoutBase):
         return f"p={self.p}, noise_shape={self.noise_shape}"
 
 
-def spatial_dropout(x, p=0.5, training=True, *, channel_dim=1, generator=None):
-    """Spatial (channel) dropout: zero whole channels of each sample.
-
-    The mask has ``x.size(0)`` at dim 0, ``x.size(channel_dim)`` at ``channel_dim``
-    and 1 elsewhere: per sample, a channel is kept entirely (scaled by $1/(1-p)$) or
-    zeroed entirely. ``channel_dim=1`` is torch's ``Dropout1d/2d/3d`` (channels first;
-    equal bit for bit on CPU under the same seed); ``channel_dim=-1`` is Keras'
-    ``SpatialDropout1D/2D/3D`` (channels last, e.g. (N, T, C) embeddings). Dim 0 is
-    always the batch.
-
-    Args: ``x`` (N, ...) with at least 2 dims, ``p``, ``training`` and ``generator`` as
-    in :func:`dropout`; ``channel_dim`` the channel axis (default 1), any axis but 0.
-
-    See :func:`dropout` for the rest; Tompson et al., CVPR 2015, for why.
-    """
-    p = _check_p(p)
+def _channel_axis(x, channel_dim):
+    """Check x and channel_dim for spatial_dropout; the channel axis, from 1."""
     _check_input(x, "spatial_dropout")
     if x.dim() < 2:
         raise ValueError(
@@ -270,6 +256,26 @@ def spatial_dropout(x, p=0.5, training=True, *, channel_dim=1, generator=None):
             f"channel_dim={channel_dim} is the batch dimension; "
             "channels are another axis"
         )
+    return c
+
+
+def spatial_dropout(x, p=0.5, training=True, *, channel_dim=1, generator=None):
+    """Spatial (channel) dropout: zero whole channels of each sample.
+
+    The mask has ``x.size(0)`` at dim 0, ``x.size(channel_dim)`` at ``channel_dim``
+    and 1 elsewhere: per sample, a channel is kept entirely (scaled by $1/(1-p)$) or
+    zeroed entirely. ``channel_dim=1`` is torch's ``Dropout1d/2d/3d`` (channels first;
+    equal bit for bit on CPU under the same seed); ``channel_dim=-1`` is Keras'
+    ``SpatialDropout1D/2D/3D`` (channels last, e.g. (N, T, C) embeddings). Dim 0 is
+    always the batch.
+
+    Args: ``x`` (N, ...) with at least 2 dims, ``p``, ``training`` and ``generator`` as
+    in :func:`dropout`; ``channel_dim`` the channel axis (default 1), any axis but 0.
+
+    See :func:`dropout` for the rest; Tompson et al., CVPR 2015, for why.
+    """
+    p = _check_p(p)
+    c = _channel_axis(x, channel_dim)
     if not training or p == 0.0:
         return x
     _check_generator(generator, "spatial_dropout")

@@ -256,8 +256,8 @@ def _welch_mistakes(a, b):
         ((t, min(na, nb) - 1), f"t is right, but {satterthwaite}, not min(n) - 1"),
         (
             (t, (va + vb) ** 2 / (va**2 / na + vb**2 / nb)),
-            f"t is right, but in {satterthwaite} each term of the denominator is "
-            "divided by n - 1, not n",
+            "t is right, but in the Welch-Satterthwaite degrees of freedom each "
+            "term of the denominator is divided by n - 1, not n",
         ),
     ]
 
