@@ -49,9 +49,10 @@ def check_dropout_layer(dropout_layer):
 def check_scratch_backward(dropout_backward):
     """Check a numpy ``dropout_backward(dout, cache)`` against
     ``dropkit.scratch.dropout_forward``: dx = dout * mask / (1 - p) in train mode
-    (zeros, not NaN, at p = 1), dx = dout in test mode, an array of dout's shape, dout
-    and the cache left unchanged. Tested on (4, 10) and (2, 3, 5) inputs at p = 0,
-    0.3, 0.5, 0.8 and 1."""
+    (zeros, not NaN, at p = 1), dx = dout when the cache holds no mask (test mode, and
+    train mode at p = 0), an array of dout's shape, dout and the cache left unchanged.
+    Tested on (4, 10) and (2, 3, 5) inputs at p = 0, 0.3, 0.5, 0.8 and 1 in train mode,
+    and in test mode at p = 0.5."""
     from dropkit.scratch import dropout_forward
 
     f = _Answer(dropout_backward, "dropout_backward", ("dout", "cache"))
