@@ -199,7 +199,7 @@ def check_saved_bytes(dropout, max_bytes_per_element=1):
         _require(
             extra <= max_bytes_per_element * n,
             f"your dropout saves {extra / n:g} bytes per element for backward, more "
-            f"than {max_bytes_per_element}: a float32 mask costs 4. It keeps "
+            f"than {max_bytes_per_element}: each float32 tensor kept costs 4. It keeps "
             + ", ".join(parts)
             + ". Save a torch.bool mask (ctx.save_for_backward(mask)) and rebuild the "
             "scale in backward; a tensor kept as an attribute of ctx counts too.",
