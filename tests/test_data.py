@@ -93,6 +93,36 @@ class TestTraining:
             runs.append(train(DropoutMLP(lr=0.1), mnist1d, max_epochs=1))
         assert runs[0] == runs[1]
 
+    def test_eval_sets_measure_in_eval_mode_and_leave_training_alone(self, mnist1d):
+        X, y = mnist1d.X[: mnist1d.num_train], mnist1d.y[: mnist1d.num_train]
+        runs = []
+        for sets in (None, {"fit": (X, y)}):
+            torch.manual_seed(2)
+            model = DropoutMLP(dropout_1=0.5, dropout_2=0.5, lr=0.1)
+            runs.append((train(model, mnist1d, max_epochs=2, eval_sets=sets), model))
+        (plain, _), (curves, model) = runs
+        assert set(curves) == set(plain) | {"fit_loss", "fit_acc"}
+        # the evaluations draw no random numbers: the training run is the same
+        assert all(curves[k] == plain[k] for k in plain)
+        model.eval()
+        with torch.no_grad():
+            out = model(X)  # eval mode: the whole network, dropout off
+        assert curves["fit_loss"][-1] == pytest.approx(float(model.loss(out, y)))
+        assert curves["fit_acc"][-1] == pytest.approx(float(model.accuracy(out, y)))
+        assert len(curves["fit_acc"]) == 2
+
+    @pytest.mark.parametrize(
+        "sets, error, match",
+        [
+            ([1, 2], TypeError, "eval_sets must be a dict of name: \\(X, y\\)"),
+            ({"train": (1, 2)}, ValueError, "other than 'train' and 'val'.*'train'"),
+            ({"fit": 3}, ValueError, "eval_sets\\['fit'\\] must be a pair"),
+        ],
+    )
+    def test_bad_eval_sets(self, mnist1d, sets, error, match):
+        with pytest.raises(error, match=match):
+            train(DropoutMLP(), mnist1d, 1, eval_sets=sets)
+
     @pytest.mark.parametrize("epochs", [0, -1, 1.5, True])
     def test_bad_epochs(self, mnist1d, epochs):
         with pytest.raises(ValueError, match="max_epochs must be a positive integer"):

@@ -110,8 +110,9 @@ def _empty(x, shape, dtype):
 def _bernoulli_mask(x, shape, keep, generator):
     """A bool mask of the given shape on x's device, True with probability keep."""
     if x.device.type == "cpu":
-        # torch's CPU bernoulli_(keep) draws one float64 uniform u per entry, in
-        # memory order, and keeps the entry when u < keep. Drawing the same u and
+        # torch's default CPU bernoulli_(keep) kernel draws one float64 uniform u per
+        # entry, in memory order, and keeps the entry when u < keep (MKL's, in older
+        # builds on Intel CPUs, does not). Drawing the same u and
         # comparing gives F.dropout's mask bit for bit, as bools, and faster.
         u = _empty(x, shape, torch.float64).uniform_(generator=generator)
         return u < keep
@@ -190,7 +191,9 @@ def dropout(x, p=0.5, training=True, *, noise_shape=None, generator=None):
         >>> z = dropout(x, p=0.5, noise_shape=(None, 1))  # whole rows are 0. or 2.
 
     On the CPU, under the same seed, the result equals
-    ``torch.nn.functional.dropout`` bit for bit. On CUDA it does not: ``F.dropout``
+    ``torch.nn.functional.dropout`` bit for bit where torch's CPU ``bernoulli_`` runs
+    its default kernel (builds that draw it through MKL give other masks, of the
+    same distribution). On CUDA it does not: ``F.dropout``
     runs a fused kernel that uses the random stream its own way; there the same seed
     still gives the same mask, and the values are 0 or x/(1-p) with keep rate 1-p.
     Only a one-byte mask is saved for backward. Srivastava et al., JMLR 2014.

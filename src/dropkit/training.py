@@ -2,28 +2,66 @@
 # Edit those cells, not this file.
 
 
+import torch
 from d2l import torch as d2l
 
 
-def train(model, data, max_epochs):
-    """Fit ``model`` on ``data`` with ``d2l.Trainer``, without live plotting.
-
-    Returns the curves d2l records, one point per epoch: a dict mapping
-    ``'train_loss'`` (the mean of that epoch's mini-batch losses, taken while the
-    weights change and with dropout on), ``'val_loss'`` and ``'val_acc'`` (means over
-    the validation mini-batches after the epoch) to lists of floats. Seed torch before
-    building the model to make the run reproducible.
-    """
+def _check_train_args(max_epochs, eval_sets):
     if (
         isinstance(max_epochs, bool)
         or not isinstance(max_epochs, int)
-        or max_epochs <= 0
+        or max_epochs < 1
     ):
         raise ValueError(
             f"max_epochs must be a positive integer, but got {max_epochs!r}"
         )
+    if eval_sets is None:
+        return
+    if not isinstance(eval_sets, dict):
+        raise TypeError(
+            "eval_sets must be a dict of name: (X, y), but got "
+            f"{type(eval_sets).__name__}"
+        )
+    for name, pair in eval_sets.items():
+        if name in ("train", "val") or not isinstance(name, str):
+            raise ValueError(
+                f"eval_sets names must be strings other than 'train' and 'val' (d2l's "
+                f"own curves), but got {name!r}"
+            )
+        if not (isinstance(pair, (tuple, list)) and len(pair) == 2):
+            raise ValueError(
+                f"eval_sets[{name!r}] must be a pair (X, y), but got {pair!r}"
+            )
+
+
+def train(model, data, max_epochs, eval_sets=None):
+    """Fit ``model`` on ``data`` with ``d2l.Trainer``, without live plotting.
+
+    Returns the curves, one point per epoch, as a dict of lists of floats: d2l's
+    ``'train_loss'`` (the mean of the epoch's mini-batch losses, taken with dropout on
+    while the weights change: not how well the network fits), ``'val_loss'``,
+    ``'val_acc'``, and for each ``name: (X, y)`` of ``eval_sets`` the loss and accuracy
+    of the whole network (eval mode, dropout off) on that set after the epoch, as
+    ``'<name>_loss'`` and ``'<name>_acc'``. Seed torch before building the model to
+    make the run reproducible; the evaluations draw no random numbers.
+    """
+    _check_train_args(max_epochs, eval_sets)
+    sets = dict(eval_sets or {})
+    curves = {f"{name}_{what}": [] for name in sets for what in ("loss", "acc")}
+
+    class Trainer(d2l.Trainer):
+        def fit_epoch(self):
+            super().fit_epoch()
+            model.eval()
+            with torch.no_grad():
+                for name, (X, y) in sets.items():
+                    out = model(X)
+                    curves[f"{name}_loss"].append(float(model.loss(out, y)))
+                    curves[f"{name}_acc"].append(float(model.accuracy(out, y)))
+
     model.board.display = False
     model.plot_train_per_epoch = 1  # d2l's default, 2, plots half-epoch means
-    d2l.Trainer(max_epochs=max_epochs).fit(model, data)
-    curves = model.board.data.items()
-    return {label: [float(point.y) for point in points] for label, points in curves}
+    Trainer(max_epochs=max_epochs).fit(model, data)
+    for label, points in model.board.data.items():
+        curves[label] = [float(point.y) for point in points]
+    return curves

@@ -49,9 +49,10 @@ def check_dropout_layer(dropout_layer):
 def check_scratch_backward(dropout_backward):
     """Check a numpy ``dropout_backward(dout, cache)`` against
     ``dropkit.scratch.dropout_forward``: dx = dout * mask / (1 - p) in train mode
-    (zeros, not NaN, at p = 1), dx = dout in test mode, an array of dout's shape, dout
-    and the cache left unchanged. Tested on (4, 10) and (2, 3, 5) inputs at p = 0,
-    0.3, 0.5, 0.8 and 1."""
+    (zeros, not NaN, at p = 1), dx = dout when the cache holds no mask (test mode, and
+    train mode at p = 0), an array of dout's shape, dout and the cache left unchanged.
+    Tested on (4, 10) and (2, 3, 5) inputs at p = 0, 0.3, 0.5, 0.8 and 1 in train mode,
+    and in test mode at p = 0.5."""
     from dropkit.scratch import dropout_forward
 
     f = _Answer(dropout_backward, "dropout_backward", ("dout", "cache"))
@@ -198,7 +199,7 @@ def check_saved_bytes(dropout, max_bytes_per_element=1):
         _require(
             extra <= max_bytes_per_element * n,
             f"your dropout saves {extra / n:g} bytes per element for backward, more "
-            f"than {max_bytes_per_element}: a float32 mask costs 4. It keeps "
+            f"than {max_bytes_per_element}: each float32 tensor kept costs 4. It keeps "
             + ", ".join(parts)
             + ". Save a torch.bool mask (ctx.save_for_backward(mask)) and rebuild the "
             "scale in backward; a tensor kept as an attribute of ctx counts too.",
