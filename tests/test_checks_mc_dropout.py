@@ -42,6 +42,13 @@ class TestCheckMutualInformation:
         with pytest.raises(checks.CheckFailed, match="changed its argument samples"):
             checks.check_mutual_information(mi_clamps_in_place)
 
+    def test_catches_float32_computation(self):
+        # computed in float32 on float64 samples: right to float32 precision only
+        with pytest.raises(checks.CheckFailed, match="keep the samples' dtype"):
+            checks.check_mutual_information(
+                lambda s: entropy(s.float().mean(0)) - entropy(s.float()).mean(0)
+            )
+
     def test_catches_keepdim(self):
         with pytest.raises(checks.CheckFailed, match=r"shape \(1,\)"):
             checks.check_mutual_information(
