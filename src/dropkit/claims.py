@@ -173,6 +173,17 @@ _FRAGILE_ADVICE = (
 )
 
 
+def _beyond_outcome(p: float, sign_ok: bool = True) -> tuple[str, str]:
+    """What a claim of an effect beyond noise observed, and why it failed if it did."""
+    if _fragile(p):
+        return "fragile", f"p = {p:.2g}: {_FRAGILE_ADVICE}"
+    if p >= ALPHA / FRAGILITY:
+        return "inconclusive", f"not beyond noise (p >= {ALPHA:g})"
+    if not sign_ok:
+        return "contradicted", "the difference has the other sign"
+    return "beyond", ""
+
+
 def _outcome(c: Comparison, delta: float | None) -> tuple[str, float]:
     """What the data say, by the rule, with the p-value that decides it."""
     if c.pvalue < ALPHA / FRAGILITY:
@@ -208,14 +219,7 @@ def claim_beyond(
         )
     c = compare(a, b, paired=paired, unit=unit)
     sign_ok = c.diff > 0 if direction == "greater" else c.diff < 0
-    if _fragile(c.pvalue):
-        observed, why = "fragile", f"p = {c.pvalue:.2g}: {_FRAGILE_ADVICE}"
-    elif c.pvalue < ALPHA / FRAGILITY and not sign_ok:
-        observed, why = "contradicted", "the difference has the other sign"
-    elif c.pvalue < ALPHA / FRAGILITY:
-        observed, why = "beyond", ""
-    else:
-        observed, why = "inconclusive", f"not beyond noise (p >= {ALPHA:g})"
+    observed, why = _beyond_outcome(c.pvalue, sign_ok)
     detail = f" [beyond noise: {_spec(c)}, p = {_fmt_p(c.pvalue)}]"
     _verdict(
         statement,
@@ -325,12 +329,7 @@ def claim_faster(slow, fast, statement: str) -> SignTest:
             f"round agrees; time at least "
             f"{math.floor(math.log2(FRAGILITY / ALPHA)) + 1} rounds"
         )
-    if _fragile(test.pvalue):
-        observed, why = "fragile", f"p = {test.pvalue:.2g}: {_FRAGILE_ADVICE}"
-    elif test.pvalue < ALPHA / FRAGILITY:
-        observed, why = "beyond", ""
-    else:
-        observed, why = "inconclusive", f"not beyond noise (p >= {ALPHA:g})"
+    observed, why = _beyond_outcome(test.pvalue)
     detail = f" [beyond noise: sign test, {test.n} rounds, p = {_fmt_p(test.pvalue)}]"
     _verdict(
         statement,
