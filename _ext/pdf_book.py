@@ -126,6 +126,20 @@ def configure(app, config):
         + r"\makeatother"
         # the running headers are as tall as a CJK line
         + r"\setlength{\headheight}{14pt}"
+        # Tables: cells set ragged right (tabulary's L, not Sphinx's justified J: a
+        # justified 2 cm column stretches its spaces) and no column squeezed below
+        # 60 pt (Sphinx's 15 pt squeezed chapter 10's "torch, seeded alike" until its
+        # words ran into the next column).
+        + r"\newcolumntype{T}{L}\setlength{\tymin}{60pt}"
+        # Inline code may break after an underscore too (Sphinx breaks it after . , ; ?
+        # ! / only): a table cell is narrower than `dot_product_attention`. Not after
+        # a leading one (`_set_random_seed`). Sphinx rereads the code with \scantokens,
+        # where @ is not a letter: hence \dropkitnolead.
+        + r"\makeatletter\let\dropkit@upquote\sphinxupquote"
+        + r"\protected\def\sphinxupquote#1{{\def\_{\textunderscore\allowbreak}"
+        + r"\dropkit@upquote{\dropkitnolead#1}}}"
+        + r"\def\dropkitnolead{\@ifnextchar\_{\textunderscore\@gobble}{}}"
+        + r"\makeatother"
         # Sections numbered (2.4), their subsections not: the web pages number none,
         # and some subsections number themselves ("1. Division by the keep rate").
         + r"\setcounter{secnumdepth}{1}"

@@ -11,7 +11,8 @@ pdftoppm) and the XeLaTeX logs. What they expect comes from the sources at test 
 - displayed and inline formulas as text, every glued number of each chapter formatted
   as the web page shows it, every figure, every solution;
 - every character has a glyph (XeLaTeX logs "Missing character" otherwise), all fonts
-  embedded; no word runs off the page (long code lines wrap);
+  embedded; no word runs off the page (long code lines wrap), no line is set wider
+  than its place (a formula, a table's column);
 - a few pages as PNG in _build/pdf-pages/, for a person to look at.
 
 `pytest tests` does not collect this folder (pyproject.toml: norecursedirs).
@@ -423,6 +424,24 @@ def test_nothing_runs_off_the_page(edition):
             if float(x0) < margin or float(x1) > float(width) - margin:
                 problems.append(f"page {number}: {html.unescape(word)!r}")
     assert not problems, "text off the page:\n" + "\n".join(problems[:20])
+
+
+def test_nothing_is_set_wider_than_its_place(edition):
+    """No line wider than its column or the text by more than 2 pt (XeLaTeX's
+    "Overfull \\hbox"): a formula too long for the page, a table column squeezed
+    until its words run into the next one, a word of code that cannot break."""
+    log = edition["log"].read_text(errors="replace")
+    overfull = [
+        (float(points), where)
+        for points, where in re.findall(
+            r"Overfull \\hbox \(([\d.]+)pt too wide\) (.*)", log
+        )
+    ]
+    wide = [f"{points:.1f} pt {where}" for points, where in overfull if points > 2]
+    assert not wide, (
+        f"{edition['log'].name}: set wider than its place (the line in the .tex):\n"
+        + "\n".join(wide[:20])
+    )
 
 
 def test_formulas_are_typeset_as_text(edition):
