@@ -12,12 +12,26 @@ uses Sphinx's own ``manual`` class, and this extension gives it what that class 
   Mono for code, Latin Modern Math, and through xeCJK (both editions print Chinese)
   Noto Serif CJK SC and Noto Sans CJK SC, with Kaiti (AR PL KaitiM GB) for Chinese
   emphasis as Chinese books set it; Chinese chapters are headed 第 1 章;
-- A4 pages whose text block holds the 88 columns of a code cell in 8-point type.
+- A4 pages whose text block holds the 88 columns of a code cell in 8-point type;
+- on paper nothing unfolds: the code the web pages fold (``hide-input``,
+  ``hide-cell``) is printed, except in cells that only draw a figure or check a claim
+  (PrintFoldedCode);
+- the chapters numbered as the prose counts them: the claims page and the back matter
+  are unnumbered chapters, and the bibliography is Sphinx's list under the
+  bibliography page's title, not an empty chapter before it (rewrite_tex);
+- exercises and solutions set between rules, not in a framed box: a code cell inside a
+  framed box cannot break across pages, and ran over the footer.
 
 The packages (Debian): see the Makefile's ``pdf-packages`` target.
 """
 
 from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from docutils import nodes
+from sphinx.transforms.post_transforms import SphinxPostTransform
 
 FONTS = r"""
 \setmainfont{FreeSerif}[
@@ -97,6 +111,21 @@ CELLS = r"""
 """
 
 
+# Admonitions (the exercises and solutions of sphinx-exercise, notes) between two
+# rules with their title, instead of Sphinx's framed box: a code cell nested in a
+# framed box is kept whole on one page if Sphinx guesses it fits, and its guess is
+# wrong inside a box (code ran over the footer), or loses its own frame when it does
+# not fit.
+ADMONITIONS = r"""
+\renewenvironment{sphinxadmonition}[2]
+  {\par\addvspace{\medskipamount}\noindent{\color{sphinxnoteBorderColor}%
+   \rule{\linewidth}{0.6pt}}\par\nobreak
+   \noindent{\py@HeaderFamily\bfseries #2}\par\nobreak\smallskip}
+  {\par\nobreak\noindent{\color{sphinxnoteBorderColor}\rule{\linewidth}{0.6pt}}%
+   \par\addvspace{\medskipamount}}
+"""
+
+
 def configure(app, config):
     """On config-inited, after sphinx-jupyterbook-latex (priority 500) has set its
     class and preamble."""
@@ -122,6 +151,9 @@ def configure(app, config):
         + CELLS
         + HEADINGS
         + r"\makeatletter"
+        + ADMONITIONS
+        + r"\makeatother"
+        + r"\makeatletter"
         + WORDS[lang]
         + r"\makeatother"
         # the running headers are as tall as a CJK line
@@ -146,6 +178,9 @@ def configure(app, config):
     )
     elements.update(
         papersize="a4paper",
+        # chapters open on the next page, odd or even: no blank pages in a PDF read on
+        # a screen
+        extraclassoptions="openany",
         pointsize="10pt",
         # A4 less 2 cm a side: a 17 cm text block, where 88 columns of 8-point DejaVu
         # Sans Mono (15 cm) fit in an output's indentation inside an exercise's box;
@@ -173,6 +208,80 @@ def configure(app, config):
     config.latex_show_urls = "footnote"
 
 
+class PrintFoldedCode(SphinxPostTransform):
+    """On paper nothing unfolds: print the code of folded cells (``hide-input``,
+    ``hide-cell``: library code, data pipelines, the timing helpers), except where the
+    cell only draws a figure or checks a claim (its output, the figure or the verdict,
+    is printed; the notebooks have its code). Runs before sphinx-jupyterbook-latex's
+    MystNbPostTransform (priority 400), which drops what is still folded."""
+
+    default_priority = 390
+    formats = ("latex",)
+
+    def run(self, **kwargs):
+        for cell in self.document.findall(nodes.container):
+            classes = cell.get("classes", [])
+            if "cell" not in classes or "tag_claim-check" in classes:
+                continue
+            if next(cell.findall(nodes.image), None) is not None:
+                continue
+            cell["classes"] = [
+                c for c in classes if c not in ("tag_hide-input", "tag_hide-cell")
+            ]
+
+
+# The pages the prose does not count as chapters ("chapter 1" is Dropout from scratch):
+# in the PDF, chapters without a number, whose sections are unnumbered too.
+UNNUMBERED = ("chapters/checking_claims", "glossary")
+BIBLIOGRAPHY = "bibliography"
+CHAPTER = re.compile(
+    r"^\\chapter\{(?P<title>.*)\}\n(?P<labels>\\label\{\\detokenize\{(?P<doc>[^:}]+):.*)$",
+    re.M,
+)
+
+
+def rewrite_tex(tex: str) -> str:
+    """The LaTeX of the book with its chapters numbered as the prose counts them and
+    the bibliography page's empty chapter folded into Sphinx's list of references."""
+
+    def chapter(match):
+        title, labels, doc = match["title"], match["labels"], match["doc"]
+        if doc in UNNUMBERED:
+            return (
+                rf"\setcounter{{secnumdepth}}{{-1}}\chapter*{{{title}}}\phantomsection"
+                rf"\addcontentsline{{toc}}{{chapter}}{{{title}}}\markboth{{{title}}}{{}}"
+                "\n" + labels
+            )
+        if doc == BIBLIOGRAPHY:
+            # Its references are Sphinx's list at the end (sphinxcontrib-bibtex
+            # gathers every citation there), set under this page's title.
+            return rf"\renewcommand{{\bibname}}{{{title}}}" + "\n"
+        return rf"\setcounter{{secnumdepth}}{{1}}\chapter{{{title}}}" + "\n" + labels
+
+    out, count = CHAPTER.subn(chapter, tex)
+    if not count:
+        raise RuntimeError("pdf_book: no \\chapter in the LaTeX (Sphinx changed?)")
+    # A reference's long address is justified with huge gaps: set the list ragged.
+    out = out.replace(
+        "\\begin{sphinxthebibliography}{",
+        "\\raggedright\\begin{sphinxthebibliography}{",
+    )
+    return out
+
+
+def finish(app, exception):
+    """After Sphinx writes the LaTeX, before Jupyter Book runs latexmk on it."""
+    if exception is not None or app.builder.name != "latex":
+        return
+    if "sphinx_jupyterbook_latex" not in app.config.extensions:
+        return
+    for _, target, *_ in app.config.latex_documents:
+        path = Path(app.outdir) / target
+        path.write_text(rewrite_tex(path.read_text(encoding="utf-8")), encoding="utf-8")
+
+
 def setup(app):
     app.connect("config-inited", configure, priority=900)
+    app.add_post_transform(PrintFoldedCode)
+    app.connect("build-finished", finish)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -274,21 +274,38 @@ def chapter_docs() -> list[str]:
     return [doc for _, docs in parts() for doc in docs]
 
 
+def chapter_numbers() -> dict[str, int | None]:
+    """Each page of _toc.yml and its chapter number, as the prose counts chapters
+    ("chapter 1" is Dropout from scratch): None for the claims page and the back
+    matter, which the PDF sets as chapters without a number (pdf_book.py)."""
+    numbers, n = {}, 0
+    for doc in chapter_docs():
+        if doc in pdf_book.UNNUMBERED or doc == pdf_book.BIBLIOGRAPHY:
+            numbers[doc] = None
+        else:
+            n += 1
+            numbers[doc] = n
+    return numbers
+
+
 @cache
 def chapter_pages(lang: str) -> list[int]:
-    """The page (1-based) on which each chapter starts: its label and title, in the
-    order of _toc.yml."""
+    """The page (1-based) on which each chapter starts: its label (if numbered) and
+    title, in the order of _toc.yml."""
     info = EDITIONS[lang]
     texts = [squash(t) for t in pages_text(info["pdf"])]
     starts = []
-    for n, doc in enumerate(chapter_docs(), 1):
+    for doc, n in chapter_numbers().items():
         title = plain(in_edition(lang, doc, title_of(doc)))
-        heading = squash(info["chapter"].format(n=n)) + squash(title)
+        label = "" if n is None else info["chapter"].format(n=n)
+        heading = squash(label) + squash(title)
         after = starts[-1] if starts else 0
-        hits = [i + 1 for i, t in enumerate(texts) if i >= after and heading in t]
+        hits = [
+            i + 1 for i, t in enumerate(texts) if i >= after and t.startswith(heading)
+        ]
         assert hits, (
-            f"{info['pdf'].name}: no page after page {after} starts chapter {n} "
-            f"({info['chapter'].format(n=n)}, {title!r})"
+            f"{info['pdf'].name}: no page after page {after} starts {doc} "
+            f"({label or 'unnumbered'}, {title!r})"
         )
         starts.append(hits[0])
     return starts
@@ -350,6 +367,42 @@ def test_every_chapter_in_toc_order_under_its_title(edition):
         hits = [i + 1 for i in range(before, first - 1) if name in texts[i]]
         assert hits, f"no page before page {first} names the part {caption!r}"
         before = first
+
+
+def test_chapters_are_numbered_as_the_prose_counts_them(edition):
+    """The prose says "chapter 3" for Training with dropout, and each chapter's glued
+    names start with its number (ch3_...): the PDF's numbers must agree (an unnumbered
+    claims page, not a "Chapter 1", or every reference is one off)."""
+    lang = edition["lang"]
+    numbers = chapter_numbers()
+    checked = 0
+    for doc, n in numbers.items():
+        prefixes = {key.split("_")[0] for key, _ in glued(doc, "en")}
+        prefixes = {p for p in prefixes if re.fullmatch(r"ch\d+", p)}
+        checked += bool(prefixes)
+        assert prefixes <= {f"ch{n}"}, (
+            f"{doc} is chapter {n} in the PDF but glues {sorted(prefixes)}"
+        )
+    assert checked >= 5, f"only {checked} chapters glue chN_ names"
+    # "chapter 3 (Training with dropout)": the number next to a linked title
+    text = " ".join(pages_text(edition["pdf"]))
+    pattern = {
+        "en": r"[Cc]hapter\s+(\d+)\s+\(([^)]*)\)",
+        "zh": r"第\s*(\d+)\s*章（([^）]*)）",
+    }
+    titles = {
+        squash(plain(in_edition(lang, doc, title_of(doc)))): n
+        for doc, n in numbers.items()
+    }
+    named = 0
+    for number, title in re.findall(pattern[lang], text):
+        if squash(title) in titles:
+            named += 1
+            assert int(number) == titles[squash(title)], (
+                f"the text says chapter {number} ({title}), which is chapter "
+                f"{titles[squash(title)]}"
+            )
+    assert named, "no 'chapter N (title)' in the text: the check tests nothing"
 
 
 def test_contents_and_cross_references_lead_to_the_chapters(edition):
@@ -429,7 +482,8 @@ def test_nothing_runs_off_the_page(edition):
 def test_nothing_is_set_wider_than_its_place(edition):
     """No line wider than its column or the text by more than 2 pt (XeLaTeX's
     "Overfull \\hbox"): a formula too long for the page, a table column squeezed
-    until its words run into the next one, a word of code that cannot break."""
+    until its words run into the next one, a word of code that cannot break; no page
+    taller than its text block by more than 3 pt ("Overfull \\vbox")."""
     log = edition["log"].read_text(errors="replace")
     overfull = [
         (float(points), where)
@@ -441,6 +495,18 @@ def test_nothing_is_set_wider_than_its_place(edition):
     assert not wide, (
         f"{edition['log'].name}: set wider than its place (the line in the .tex):\n"
         + "\n".join(wide[:20])
+    )
+    # and no page's text taller than the page by more than 3 pt (a code cell that could
+    # not break, printed over the footer)
+    tall = [
+        f"{points} pt {where}"
+        for points, where in re.findall(
+            r"Overfull \\vbox \(([\d.]+)pt too high\) (.*)", log
+        )
+        if float(points) > 3
+    ]
+    assert not tall, f"{edition['log'].name}: taller than the page:\n" + "\n".join(
+        tall[:20]
     )
 
 
