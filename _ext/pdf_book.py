@@ -80,14 +80,15 @@ HEADINGS = r"""
 """
 # Each edition's words for what LaTeX names (babel is English in both: Sphinx has no
 # babel language for Chinese). \@chappos after the number is Sphinx's own hook, which
-# its running footers use too ("第 2 章 从零开始实现暂退法").
+# its running footers use too ("第 2 章 从零开始实现暂退法"): with its own space, as
+# xeCJK drops the \space Sphinx puts between two Chinese characters.
 WORDS = {
     "en": r"""
 \newcommand{\dropkitchapterlabel}{\@chapapp\ \thechapter}
 \addto\captionsenglish{\renewcommand{\contentsname}{Contents}}
 """,
     "zh": r"""
-\def\@chappos{章}
+\def\@chappos{章\hspace{0.5em}}
 \newcommand{\dropkitchapterlabel}{\@chapapp\,\thechapter\,\@chappos}
 \addto\captionsenglish{\renewcommand{\contentsname}{目录}%
   \renewcommand{\chaptername}{第}}
