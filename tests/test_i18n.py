@@ -1,12 +1,14 @@
 """tools/i18n.py: the check names every untranslated or fuzzy message, per page."""
 
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 import yaml
 from babel.messages.catalog import Catalog
 from babel.messages.pofile import write_po
+from sphinx.util.i18n import format_date
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
@@ -76,3 +78,19 @@ def test_config_is_the_english_one_in_chinese(tmp_path, monkeypatch):
         "the Chinese pages' buttons and Colab use the same repository"
     )
     assert all(Path(p).is_absolute() for p in zh["sphinx"]["local_extensions"].values())
+
+
+def test_config_gives_a_chinese_author_and_date(tmp_path, monkeypatch):
+    # The title page's date as Sphinx formats it, month and day without a leading zero;
+    # the English edition keeps its own author and Sphinx's default date.
+    monkeypatch.setattr(i18n, "ZH_CONFIG", tmp_path / "_config.zh.yml")
+    monkeypatch.setattr(i18n, "ROOT", ROOT)
+    i18n.config()
+    zh = yaml.safe_load((tmp_path / "_config.zh.yml").read_text())
+    en = yaml.safe_load((ROOT / "_config.yml").read_text())
+    assert zh["author"] == "dropkit 开发者"
+    assert en["author"] == "The dropkit developers"
+    assert "today_fmt" not in en["sphinx"]["config"]
+    day = datetime(2026, 1, 9, 12, tzinfo=timezone.utc)
+    today = format_date(zh["sphinx"]["config"]["today_fmt"], date=day, language="zh_CN")
+    assert today == "2026 年 1 月 9 日"

@@ -36,6 +36,11 @@ BIN = Path(sys.executable).parent
 
 # What changes for the Chinese build; everything else is _config.yml's.
 ZH_TITLE = "dropkit：暂退法，执行并检验"
+# The author line (the pages' footer, the PDF's title page).
+ZH_AUTHOR = "dropkit 开发者"
+# The PDF's date: Sphinx's Chinese default, "%Y 年 %m 月 %d 日", pads month and day with
+# a zero ("12 月 06 日"); %-m and %-d do not (sphinx.util.i18n.format_date).
+ZH_TODAY_FMT = "%Y 年 %-m 月 %-d 日"
 ZH_PDF = (
     "dropkit-zh"  # the Chinese PDF's name (make pdf), beside the English dropkit.pdf
 )
@@ -185,10 +190,11 @@ def stats() -> int:
 
 
 def config() -> int:
-    """_config.yml with the Chinese language, title and catalogues, paths made
-    absolute."""
+    """_config.yml with the Chinese language, title, author, date format and
+    catalogues, paths made absolute."""
     c = yaml.safe_load((ROOT / "_config.yml").read_text())
     c["title"] = ZH_TITLE
+    c["author"] = ZH_AUTHOR
     c.setdefault("latex", {}).setdefault("latex_documents", {})["targetname"] = (
         f"{ZH_PDF}.tex"
     )
@@ -198,7 +204,10 @@ def config() -> int:
         for name, path in sphinx.get("local_extensions", {}).items()
     }
     sphinx.setdefault("config", {}).update(
-        language=LOCALE, locale_dirs=[str(LOCALES)], gettext_compact=False
+        language=LOCALE,
+        locale_dirs=[str(LOCALES)],
+        gettext_compact=False,
+        today_fmt=ZH_TODAY_FMT,
     )
     ZH_CONFIG.parent.mkdir(parents=True, exist_ok=True)
     ZH_CONFIG.write_text(yaml.safe_dump(c, sort_keys=False, allow_unicode=True))
