@@ -174,7 +174,7 @@ def configure(app, config):
         + r"\def\dropkitnolead{\@ifnextchar\_{\textunderscore\@gobble}{}}"
         + r"\makeatother"
         # Sections numbered (2.4), their subsections not: the web pages number none,
-        # and some subsections number themselves ("1. Division by the keep rate").
+        # and some subsections number themselves ("Bug 1: Division by the keep rate").
         + r"\setcounter{secnumdepth}{1}"
     )
     elements.update(
