@@ -59,6 +59,12 @@ LATIN_PUNCTUATION = r"""
 \xeCJKDeclareCharClass{Default}{"00B7, "2013, "2014, "2018, "2019, "201C, "201D, "2026}
 """
 
+# The Chinese text has no single curly quotes: the ones it prints are apostrophes of
+# English words (the glossary's "Welch's t-test"), which a CJK font sets full-width.
+LATIN_APOSTROPHES = r"""
+\xeCJKDeclareCharClass{Default}{"2018, "2019}
+"""
+
 # Headings: a chapter's label ("Chapter 1", or 第 1 章 as Chinese books write it) above
 # its title, in the sans-serif of the section headings. The parts' titles say "Part I:
 # ..." themselves, so a part page shows its title alone.
@@ -117,9 +123,11 @@ CELLS = r"""
 # framed box is kept whole on one page if Sphinx guesses it fits, and its guess is
 # wrong inside a box (code ran over the footer), or loses its own frame when it does
 # not fit.
+# A title is kept with the first lines of its body (not alone at the foot of a page).
 ADMONITIONS = r"""
 \renewenvironment{sphinxadmonition}[2]
-  {\par\addvspace{\medskipamount}\noindent{\color{sphinxnoteBorderColor}%
+  {\par\addvspace{\medskipamount}\needspace{5\baselineskip}%
+   \noindent{\color{sphinxnoteBorderColor}%
    \rule{\linewidth}{0.6pt}}\par\nobreak
    \noindent{\py@HeaderFamily\bfseries #2}\par\nobreak\smallskip}
   {\par\nobreak\noindent{\color{sphinxnoteBorderColor}\rule{\linewidth}{0.6pt}}%
@@ -157,6 +165,8 @@ def configure(app, config):
         + r"\makeatletter"
         + WORDS[lang]
         + r"\makeatother"
+        # no paragraph leaves its first or last line alone on a page
+        + r"\widowpenalty=10000\clubpenalty=10000"
         # the running headers are as tall as a CJK line
         + r"\setlength{\headheight}{14pt}"
         # Tables: cells set ragged right (tabulary's L, not Sphinx's justified J: a
@@ -189,7 +199,9 @@ def configure(app, config):
         sphinxsetup=(
             "hmargin={2cm,2cm}, vmargin={2.2cm,2.2cm}, verbatimforcewraps=true"
         ),
-        fontpkg=FONTS + CJK_FONTS + ("" if chinese else LATIN_PUNCTUATION),
+        fontpkg=FONTS
+        + CJK_FONTS
+        + (LATIN_APOSTROPHES if chinese else LATIN_PUNCTUATION),
         fvset=r"\fvset{fontsize=\footnotesize,formatcom=\xeCJKVerbAddon}",
         # An index of the book's own would be empty: the Markdown pages define none.
         printindex="",
@@ -262,6 +274,19 @@ def rewrite_tex(tex: str) -> str:
     out, count = CHAPTER.subn(chapter, tex)
     if not count:
         raise RuntimeError("pdf_book: no \\chapter in the LaTeX (Sphinx changed?)")
+    # A table without a caption (the glossary's) continues as "continued from previous
+    # page", not as "Table 9.1": longtable steps the counter of the last numbered
+    # chapter.
+    out = re.sub(
+        r"\\begin\{longtable\}.*?\\end\{longtable\}",
+        lambda m: (
+            m[0]
+            if "\\caption" in m[0] or "\\sphinxcaption" in m[0]
+            else m[0].replace("\\tablename\\ \\thetable{} \\textendash{} ", "")
+        ),
+        out,
+        flags=re.S,
+    )
     # A reference's long address is justified with huge gaps: set the list ragged.
     out = out.replace(
         "\\begin{sphinxthebibliography}{",

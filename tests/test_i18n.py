@@ -62,6 +62,16 @@ def test_changed_english_is_untranslated(catalogues, tmp_path):
     assert i18n.problems(catalogues) == ["chapters/ch: untranslated: 'Dropout'"]
 
 
+def test_obsolete_copy_of_a_live_message_is_named(catalogues, tmp_path):
+    po = tmp_path / "po" / "chapters" / "ch.po"
+    write(po, [("Dropout", "暂退法", False), ("Two ways", "两种方法", False)])
+    with po.open("a", encoding="utf-8") as f:  # as msgmerge leaves a re-added message
+        f.write('\n#~ msgid "Dropout"\n#~ msgstr "暂退法"\n')
+    assert i18n.problems(catalogues) == [
+        "chapters/ch: obsolete copy of a live message: 'Dropout'"
+    ]
+
+
 def test_missing_catalogue_is_named(catalogues):
     assert any("no catalogue" in p for p in i18n.problems(catalogues))
 

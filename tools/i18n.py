@@ -93,6 +93,11 @@ def problems(pot_folder: Path) -> list[str]:
             )
             continue
         po = read(po_path)
+        # An obsolete entry (#~) with the msgid of a live one: gettext's msgfmt
+        # rejects the catalogue ("duplicate message definition").
+        for msgid in sorted(k for k in po.obsolete if k in po):
+            short = msgid if len(msgid) < 70 else msgid[:67] + "..."
+            found.append(f"{page}: obsolete copy of a live message: {short!r}")
         for message in read(pot):
             if not message.id:
                 continue
@@ -168,9 +173,9 @@ def check() -> int:
         print(line, file=sys.stderr)
     if found:
         print(
-            f"{len(found)} message(s) of the English text have no Chinese translation: "
-            "run `python tools/i18n.py update`, translate them in locales/zh_CN, "
-            "and clear their fuzzy flags.",
+            f"{len(found)} problem(s) in the Chinese catalogues: run `python "
+            "tools/i18n.py update`, translate the messages named in locales/zh_CN, "
+            "clear their fuzzy flags, and delete obsolete (#~) copies of live ones.",
             file=sys.stderr,
         )
         return 1
