@@ -287,6 +287,19 @@ def rewrite_tex(tex: str) -> str:
         out,
         flags=re.S,
     )
+    # In the references a DOI is printed as its link's text already: no footnote
+    # repeating its address (latex_show_urls = "footnote" is for the prose).
+    out = re.sub(
+        r"\\begin\{sphinxthebibliography\}.*?\\end\{sphinxthebibliography\}",
+        lambda m: re.sub(
+            r"%\n\\begin\{footnote\}\[\d+\]\\sphinxAtStartFootnote\n.*?\\end\{footnote\}",
+            "",
+            m[0],
+            flags=re.S,
+        ),
+        out,
+        flags=re.S,
+    )
     # A reference's long address is justified with huge gaps: set the list ragged.
     out = out.replace(
         "\\begin{sphinxthebibliography}{",
