@@ -76,12 +76,18 @@ def test_missing_catalogue_is_named(catalogues):
     assert any("no catalogue" in p for p in i18n.problems(catalogues))
 
 
-def test_config_is_the_english_one_in_chinese(tmp_path, monkeypatch):
+@pytest.fixture
+def configs(tmp_path, monkeypatch):
+    """(the Chinese config that `i18n.py config` writes, the English _config.yml)."""
     monkeypatch.setattr(i18n, "ZH_CONFIG", tmp_path / "_config.zh.yml")
     monkeypatch.setattr(i18n, "ROOT", ROOT)
     i18n.config()
     zh = yaml.safe_load((tmp_path / "_config.zh.yml").read_text())
-    en = yaml.safe_load((ROOT / "_config.yml").read_text())
+    return zh, yaml.safe_load((ROOT / "_config.yml").read_text())
+
+
+def test_config_is_the_english_one_in_chinese(configs):
+    zh, en = configs
     assert zh["sphinx"]["config"]["language"] == "zh_CN"
     assert zh["sphinx"]["config"]["locale_dirs"] == [str(ROOT / "locales")]
     assert zh["repository"] == en["repository"], (
@@ -90,14 +96,10 @@ def test_config_is_the_english_one_in_chinese(tmp_path, monkeypatch):
     assert all(Path(p).is_absolute() for p in zh["sphinx"]["local_extensions"].values())
 
 
-def test_config_gives_a_chinese_author_and_date(tmp_path, monkeypatch):
+def test_config_gives_a_chinese_author_and_date(configs):
     # The title page's date as Sphinx formats it, month and day without a leading zero;
     # the English edition keeps its own author and Sphinx's default date.
-    monkeypatch.setattr(i18n, "ZH_CONFIG", tmp_path / "_config.zh.yml")
-    monkeypatch.setattr(i18n, "ROOT", ROOT)
-    i18n.config()
-    zh = yaml.safe_load((tmp_path / "_config.zh.yml").read_text())
-    en = yaml.safe_load((ROOT / "_config.yml").read_text())
+    zh, en = configs
     assert zh["author"] == "dropkit 开发者"
     assert en["author"] == "The dropkit developers"
     assert "today_fmt" not in en["sphinx"]["config"]
