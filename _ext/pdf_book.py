@@ -161,8 +161,6 @@ def configure(app, config):
         + HEADINGS
         + r"\makeatletter"
         + ADMONITIONS
-        + r"\makeatother"
-        + r"\makeatletter"
         + WORDS[lang]
         + r"\makeatother"
         # no paragraph leaves its first or last line alone on a page
